@@ -1,0 +1,191 @@
+"""The speculative decoding loop: draft a tree, verify it in one target pass, accept, commit.
+
+Several prompts can be decoded at once (``batch_size``): their trees are drafted and verified in the
+same forward passes, each row with its own tree mask and cache slots. Rows that finish are replaced by
+new prompts. With ``batch_size=1`` this is plain single-prompt tree speculative decoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+import torch
+
+from specdyn.cache import CachedModel
+from specdyn.proposers import Proposer, pending_query, prefill
+from specdyn.records import NodeRecord, StepRecord
+from specdyn.tree import DraftTree
+from specdyn.verify import Acceptance, GreedyVerifier, Verifier, target_node_stats
+
+
+@dataclass
+class PromptInput:
+    """A prompt to decode: an id and the token ids fed to the models."""
+
+    prompt_id: str
+    prompt_ids: list[int]
+
+
+@dataclass
+class GenerationResult:
+    """Everything one prompt's decoding produced."""
+
+    prompt_id: str
+    prompt_ids: list[int]
+    output_ids: list[int] = field(default_factory=list)
+    nodes: list[NodeRecord] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    text: str = ""
+
+    @property
+    def accepted(self) -> list[int]:
+        """Drafted tokens accepted per step (bonus not counted)."""
+        return [s.accepted for s in self.steps]
+
+    @property
+    def tokens(self) -> list[int]:
+        """Committed sequence: prompt then generated tokens."""
+        return self.prompt_ids + self.output_ids
+
+
+class TargetScorer:
+    """The target model's side of a step: score every tree node in one forward pass, then commit."""
+
+    def __init__(self, model):
+        self.model = model
+        self.lm = CachedModel(model)
+
+    def add_rows(self, contexts: list[list[int]]) -> None:
+        self.lm.append_rows(prefill(self.model, contexts))
+
+    def select_rows(self, rows: list[int]) -> None:
+        self.lm.select_rows(rows)
+
+    def commit(self, paths: list[list[int]]) -> None:
+        self.lm.commit(paths)
+
+    def score(self, contexts: list[list[int]], trees: list[DraftTree]) -> list[torch.Tensor]:
+        """Per row, ``[n + 1, vocab]`` logits: after the last committed token, then after each node."""
+        cached = self.lm.context_len()
+        feed = [list(range(len(t))) for t in trees]
+        logits = self.lm.forward(pending_query(contexts, cached, trees, feed))  # [b, q, vocab]
+        first = [len(c) - k - 1 for c, k in zip(contexts, cached)]  # row of the last committed token
+        return [logits[b, i : i + len(t) + 1] for b, (i, t) in enumerate(zip(first, trees))]
+
+
+@dataclass
+class _Row:
+    """A prompt in flight."""
+
+    result: GenerationResult
+    started: float
+    done: bool = False
+
+    @property
+    def context(self) -> list[int]:
+        return self.result.tokens
+
+
+class SpeculativeDecoder:
+    """Lossless tree speculative decoding (greedy verification) with a record of every node.
+
+    ``eos_token_ids``: generation of a prompt stops after emitting any of these (inclusive).
+    ``max_new_tokens``: at most this many generated tokens per prompt.
+    """
+
+    def __init__(self, proposer: Proposer, target, eos_token_ids: Iterable[int], max_new_tokens: int = 128,
+                 verifier: Verifier | None = None):
+        self.proposer, self.target = proposer, TargetScorer(target)
+        self.verifier = verifier or GreedyVerifier()
+        self.eos = frozenset(eos_token_ids)
+        self.max_new_tokens = max_new_tokens
+
+    def generate(self, prompt_ids: list[int], prompt_id: str = "prompt") -> GenerationResult:
+        """Decode one prompt."""
+        return next(self.generate_many([PromptInput(prompt_id, prompt_ids)]))
+
+    def generate_many(self, prompts: Iterable[PromptInput], batch_size: int = 1) -> Iterator[GenerationResult]:
+        """Decode prompts, up to ``batch_size`` at once; yield each result as its prompt finishes."""
+        queue, rows = iter(prompts), []
+        while True:
+            rows += self._start(list(islice(queue, batch_size - len(rows))))
+            if not rows:
+                return
+            self.step(rows)
+            for row in rows:
+                if row.done:
+                    row.result.seconds = time.perf_counter() - row.started
+                    yield row.result
+            rows = self._drop_finished(rows)
+
+    def step(self, rows: list[_Row]) -> None:
+        """One speculative step for every row: draft, verify, accept, commit, record."""
+        contexts = [r.context for r in rows]
+        t0 = time.perf_counter()
+        trees = self.proposer.propose(contexts)  # draft
+        t1 = time.perf_counter()
+        logits = self.target.score(contexts, trees)  # verify: one target pass, [n + 1, vocab] per row
+        accepted = [self.verifier.verify(t, lg) for t, lg in zip(trees, logits)]  # accept
+        paths = [a.path for a in accepted]
+        self.target.commit(paths)  # commit: both caches keep only the accepted path
+        self.proposer.commit(paths)
+        share = [(t1 - t0) / len(rows), (time.perf_counter() - t1) / len(rows)]
+        for row, tree, lg, acc in zip(rows, trees, logits, accepted):
+            self._record(row.result, tree, lg, acc, share)
+            self._emit(row, acc.emitted(tree))
+
+    def _emit(self, row: _Row, tokens: list[int]) -> None:
+        out = row.result.output_ids
+        for tok in tokens:
+            out.append(tok)
+            if tok in self.eos or len(out) >= self.max_new_tokens:
+                row.done = True
+                return
+
+    def _record(self, res: GenerationResult, tree: DraftTree, logits, acc: Acceptance, share) -> None:
+        step = len(res.steps)
+        res.steps.append(StepRecord(res.prompt_id, step, len(tree), len(acc.path), *share))
+        target = target_node_stats(tree, logits)
+        on_path = set(acc.path)
+        for i, depth in enumerate(tree.depths):
+            q, p = tree.draft_probs[i], target.prob[i]
+            res.nodes.append(NodeRecord(
+                res.prompt_id, step, i, tree.parents[i], depth, tree.ranks[i], tree.tokens[i], q,
+                tree.draft_entropy[i], p, target.entropy[i], min(1.0, p / q) if q > 0 else 1.0,
+                acc.accepted_local[i], i in on_path,
+            ))
+
+    def _start(self, prompts: list[PromptInput]) -> list[_Row]:
+        if not prompts:
+            return []
+        contexts = [p.prompt_ids for p in prompts]
+        self.target.add_rows(contexts)
+        self.proposer.add_rows(contexts)
+        now = time.perf_counter()
+        return [_Row(GenerationResult(p.prompt_id, list(p.prompt_ids)), now) for p in prompts]
+
+    def _drop_finished(self, rows: list[_Row]) -> list[_Row]:
+        keep = [i for i, r in enumerate(rows) if not r.done]
+        if len(keep) < len(rows):
+            self.target.select_rows(keep)
+            self.proposer.select_rows(keep)
+        return [rows[i] for i in keep]
+
+
+@torch.inference_mode()
+def target_greedy(model, prompt_ids: list[int], max_new_tokens: int, eos_token_ids: Iterable[int]) -> list[int]:
+    """Plain greedy decoding of one model (the losslessness reference), via the standard causal path."""
+    eos = frozenset(eos_token_ids)
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+    cache, generated = out.cache, []
+    while True:
+        tok = int(out.logits[0, -1].float().argmax())
+        generated.append(tok)
+        if tok in eos or len(generated) >= max_new_tokens:
+            return generated
+        out = model(input_ids=torch.tensor([[tok]], device=device), cache=cache, use_cache=True)
