@@ -32,3 +32,44 @@ def perturbed(model, scale: float, seed: int = 1):
         for p in other.parameters():
             p.add_(torch.randn_like(p) * scale * p.std())
     return other
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIALS = ["<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer (256 byte tokens + 4 specials) with a chat template; ``<|end|>`` is EOS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    for s in SPECIALS:
+        vocab[s] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|end|>", additional_special_tokens=SPECIALS[1:])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def save_tiny_pair(folder, arch: str = "qwen2", noise: float = 0.3):
+    """Save a tiny (draft, target) pair with the byte tokenizer into ``folder/draft`` and ``folder/target``."""
+    from pathlib import Path
+
+    tok = tiny_tokenizer()
+    target = tiny_model(arch, seed=0, vocab=len(tok))
+    target.config.eos_token_id = tok.eos_token_id
+    draft = perturbed(target, noise)
+    paths = {}
+    for name, model in (("draft", draft), ("target", target)):
+        path = Path(folder) / name
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        paths[name] = str(path)
+    return paths

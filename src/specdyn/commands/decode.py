@@ -1,0 +1,48 @@
+"""`specdyn decode`: speculative decoding of one prompt."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from specdyn.commands.common import add_decode_args, config_from_args
+from specdyn.errors import SpecdynError
+from specdyn.models import load_pair
+from specdyn.pipeline import build_decoder, check_fits, encode_messages, encode_raw
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("decode", help="decode one prompt with tree speculative decoding",
+                       description="Decode one prompt with tree speculative decoding and report acceptance.")
+    p.add_argument("prompt", help="the prompt text (a user turn in the target's chat template unless --raw)")
+    add_decode_args(p)
+    p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
+    p.add_argument("--json", action="store_true", help="print one JSON object (text, prompt_tokens, tokens, steps, accepted, ...)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if not args.prompt.strip():
+        raise SpecdynError("empty prompt")
+    config = config_from_args(args)
+    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    tok = target.tokenizer
+    ids = encode_raw(tok, args.prompt) if args.raw else encode_messages(tok, [{"role": "user", "content": args.prompt}])
+    check_fits(ids, config.max_new_tokens, min(draft.max_context, target.max_context))
+    result = build_decoder(config, draft, target).generate(ids)
+    text = tok.decode(result.output_ids, skip_special_tokens=True)
+    emitted = len(result.output_ids)
+    summary = {
+        "steps": len(result.steps),
+        "mean_accepted_per_step": sum(result.accepted) / max(1, len(result.steps)),
+        "tokens_per_second": emitted / result.seconds if result.seconds else 0.0,
+        "seconds": result.seconds,
+    }
+    if args.json:
+        print(json.dumps({"text": text, "prompt_tokens": ids, "tokens": result.output_ids,
+                          "accepted": result.accepted, **summary}))
+    else:
+        print(text)
+        print(f"[{emitted} tokens in {summary['steps']} steps; accepted per step (bonus not counted) "
+              f"{summary['mean_accepted_per_step']:.2f}; {summary['tokens_per_second']:.2f} tokens/s]", file=sys.stderr)
+    return 0

@@ -1,0 +1,48 @@
+"""`specdyn suite`: export the default prompt suite, or summarise any suite file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from specdyn.suites import default_suite, dumps_suite, load_suite, summarize, write_suite
+from specdyn.suites.summary import chat_token_counter, format_table
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("suite", help="export or inspect prompt suites (JSONL)")
+    sub = parser.add_subparsers(dest="suite_command", required=True, metavar="ACTION")
+    export = sub.add_parser("export", help="write the default suite (code, math, logic, chat)")
+    export.add_argument("--out", metavar="FILE", help="output JSONL file (default: standard output)")
+    export.add_argument("--per-domain", type=int, default=50, metavar="N", help="prompts per domain (default 50)")
+    export.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the draw (default 0)")
+    show = sub.add_parser("show", help="validate a suite file and summarise it per domain")
+    show.add_argument("file", metavar="FILE", help="suite JSONL file")
+    show.add_argument(
+        "--tokenizer", metavar="NAME_OR_PATH",
+        help="count chat-templated tokens with this Hugging Face tokenizer (local folder or hub id)",
+    )  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def _export(args: argparse.Namespace) -> int:
+    prompts = default_suite(per_domain=args.per_domain, seed=args.seed)
+    if args.out is None or args.out == "-":
+        sys.stdout.write(dumps_suite(prompts))
+        return 0
+    write_suite(prompts, args.out)
+    domains = len({p.domain for p in prompts})
+    print(f"wrote {len(prompts)} prompts ({domains} domains, seed {args.seed}) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    prompts = load_suite(args.file)
+    counter = chat_token_counter(args.tokenizer) if args.tokenizer else None
+    print(f"{args.file}: {len(prompts)} prompts")
+    print(format_table(summarize(prompts, counter)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"export": _export, "show": _show}[args.suite_command](args)

@@ -1,0 +1,156 @@
+"""`specdyn run`: decode a suite, stream every record to a run folder, resume after interruption."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from specdyn.config import RunConfig
+from specdyn.engine import PromptInput
+from specdyn.errors import SpecdynError
+from specdyn.models import load_pair
+from specdyn.pipeline import build_decoder, check_fits, encode_messages
+from specdyn.runstore import RunStore, write_atomic
+from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
+
+
+def load_prompts(config: RunConfig) -> list[Prompt]:
+    """The configured suite: the default benchmark suite or a suite file (validated)."""
+    if config.suite == "default":
+        return default_suite(per_domain=config.per_domain, seed=config.seed)
+    return load_suite(config.suite)
+
+
+def interleave(prompts: list[Prompt]) -> list[Prompt]:
+    """Round-robin over domains (in first-seen order), so every domain progresses from the start."""
+    by_domain: dict[str, list[Prompt]] = defaultdict(list)
+    for p in prompts:
+        by_domain[p.domain].append(p)
+    queues = list(by_domain.values())
+    return [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("specdyn", "torch", "transformers", "pyarrow", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_resumable(store: RunStore, config: RunConfig, suite_sha: str) -> dict | None:
+    """The existing manifest if the folder holds this very run; refuse a folder of another run."""
+    old = store.read_manifest()
+    if old is None:
+        if store.root.exists() and any(store.root.iterdir()):
+            raise SpecdynError(f"{store.root} is not empty and is not a specdyn run folder; choose another --out")
+        return None
+    if old.get("config") != asdict(config) or old.get("suite_sha256") != suite_sha:
+        changed = sorted(k for k, v in asdict(config).items() if old.get("config", {}).get(k) != v)
+        what = ", ".join(changed) if changed else "the suite's prompts"
+        raise SpecdynError(f"{store.root} holds a run with a different config ({what} differ); use another --out")
+    return old
+
+
+@dataclass
+class LiveStats:
+    """Per-domain running totals for the progress bar (node-local acceptance, accepted per step)."""
+
+    nodes: defaultdict
+    local: defaultdict
+    steps: defaultdict
+    accepted: defaultdict
+
+    @classmethod
+    def empty(cls) -> "LiveStats":
+        return cls(*(defaultdict(int) for _ in range(4)))
+
+    def add(self, domain: str, result) -> None:
+        self.nodes[domain] += len(result.nodes)
+        self.local[domain] += sum(n.accepted_local for n in result.nodes)
+        self.steps[domain] += len(result.steps)
+        self.accepted[domain] += sum(result.accepted)
+
+    def line(self) -> str:
+        return " ".join(
+            f"{d}: local {self.local[d] / max(1, self.nodes[d]):.2f} acc/step {self.accepted[d] / max(1, self.steps[d]):.2f}"
+            for d in sorted(self.nodes)
+        )
+
+
+def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
+    """Decode every unfinished prompt of the suite into the run folder ``out``; return its path.
+
+    Nothing is written until the suite, the folder, the models and every prompt have been checked."""
+    prompts = load_prompts(config)
+    suite_text = dumps_suite(prompts)
+    suite_sha = hashlib.sha256(suite_text.encode()).hexdigest()
+    store = RunStore(Path(out))
+    store.check_writable()
+    old = check_resumable(store, config, suite_sha)
+    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    inputs = encode_suite(config, prompts, draft, target)
+    finished = store.open()
+    write_atomic(store.root / "suite.jsonl", lambda p: p.write_text(suite_text))
+    manifest = old or {
+        "config": asdict(config), "suite_sha256": suite_sha, "started": _now(), "machine": _machine(),
+        "versions": _versions(),
+        "models": {role: {"name": m.name, "weights_id": m.weights_id} for role, m in (("draft", draft), ("target", target))},
+    }
+    manifest.update(status="running", finished=None)
+    store.write_manifest(manifest)
+    todo = [inputs[p.id] for p in interleave(prompts) if p.id not in finished]
+    meta = {p.id: {"domain": p.domain, "source": p.source} for p in prompts}
+    _decode_all(config, store, todo, meta, draft, target, (len(finished), len(prompts)), quiet)
+    counts = {t: store.read(t).num_rows for t in ("prompts", "steps", "nodes")}
+    manifest.update(status="complete", finished=_now(), counts=counts)
+    store.write_manifest(manifest)
+    return store.root
+
+
+def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target) -> dict[str, PromptInput]:
+    """Token ids of every prompt (target chat template), each checked against the context length."""
+    context = min(draft.max_context, target.max_context)
+    inputs = {}
+    for p in prompts:
+        ids = encode_messages(target.tokenizer, p.messages)
+        check_fits(ids, config.max_new_tokens, context, p.id)
+        inputs[p.id] = PromptInput(p.id, ids)
+    return inputs
+
+
+def _decode_all(config, store, todo, meta, draft, target, progress, quiet) -> None:
+    tok = target.tokenizer
+    decoder = build_decoder(config, draft, target)
+    live = LiveStats.empty()
+    done, total = progress
+    bar = tqdm(total=total, initial=done, unit="prompt", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    for result in decoder.generate_many(todo, batch_size=config.batch_size):
+        result.text = tok.decode(result.output_ids, skip_special_tokens=True)
+        store.append([(result, meta[result.prompt_id])])
+        live.add(meta[result.prompt_id]["domain"], result)
+        bar.set_postfix_str(live.line(), refresh=False)
+        bar.update(1)
+    bar.close()
