@@ -5,10 +5,14 @@ from __future__ import annotations
 from specdyn.config import DecodeConfig
 from specdyn.engine import SpeculativeDecoder
 from specdyn.errors import SpecdynError
-from specdyn.proposers import DraftModelProposer, Proposer
-from specdyn.tree import DynamicSpec, TreeSpec, parse_tree_spec
+from specdyn.drafters import PromptLookupProposer, early_exit_model
+from specdyn.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
+from specdyn.tree import DynamicSpec, TreeSpec, _kv_args, parse_tree_spec
 
-DRAFTER_HELP = "model (the --draft model; default)"
+DRAFTER_HELP = (
+    "model (the --draft model; default) | lookup[:ngram=N] (prompt lookup, no draft model) | "
+    "early-exit:layers=K (the target's first K layers + its head)"
+)
 
 
 def encode_messages(tokenizer, messages: list[dict]) -> list[int]:
@@ -37,16 +41,50 @@ def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, pro
         )
 
 
+def parse_drafter(drafter: str) -> tuple[str, dict[str, int]]:
+    """Split a drafter spec into its kind and integer arguments, checking both."""
+    kind, _, rest = drafter.partition(":")
+    allowed = {"model": set(), "lookup": {"ngram"}, "early-exit": {"layers"}}
+    if kind not in allowed:
+        raise SpecdynError(f"unknown drafter {drafter!r}; known: {DRAFTER_HELP}")
+    args = _kv_args(rest, drafter)
+    if set(args) - allowed[kind] or (kind == "early-exit" and "layers" not in args):
+        raise SpecdynError(f"malformed drafter {drafter!r}; use {DRAFTER_HELP}")
+    return kind, args
+
+
+def needs_draft_model(drafter: str) -> bool:
+    return parse_drafter(drafter)[0] == "model"
+
+
 def build_proposer(drafter: str, tree: TreeSpec, draft, target) -> Proposer:
     """The proposer named by ``drafter`` for this tree spec (``draft``/``target`` are LoadedModels)."""
-    if drafter != "model":
-        raise SpecdynError(f"unknown drafter {drafter!r}; known: {DRAFTER_HELP}")
+    kind, args = parse_drafter(drafter)
+    if kind == "lookup":
+        if isinstance(tree, DynamicSpec):
+            raise SpecdynError("the lookup drafter takes a static or paths tree, not a dynamic one")
+        return PromptLookupProposer(tree, max_ngram=args.get("ngram", 3))
+    model = draft.model if kind == "model" else early_exit_model(target.model, args["layers"])
     if isinstance(tree, DynamicSpec):
-        raise SpecdynError("dynamic trees are not available yet")
-    return DraftModelProposer(draft.model, tree)
+        return DynamicDraftProposer(model, tree)
+    return DraftModelProposer(model, tree)
 
 
 def build_decoder(config: DecodeConfig, draft, target) -> SpeculativeDecoder:
     """A decoder for a loaded (draft, target) pair under ``config``."""
     proposer = build_proposer(config.drafter, parse_tree_spec(config.tree), draft, target)
     return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens)
+
+
+def load_models(config: DecodeConfig):
+    """(draft, target) LoadedModels for ``config``; draft is None when the drafter needs no draft model."""
+    from specdyn.models import load_model, load_pair
+
+    if needs_draft_model(config.drafter):
+        return load_pair(config.draft, config.target, config.dtype, config.device)
+    return None, load_model(config.target, config.dtype, config.device)
+
+
+def context_limit(draft, target) -> int:
+    """The longest sequence both models accept."""
+    return min(m.max_context for m in (draft, target) if m is not None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from specdyn.cache import CONTEXT, DEAD, CachedModel, Query
-from specdyn.tree import ROOT, DraftTree, TreeShape, ancestor_mask
+from specdyn.tree import ROOT, DraftTree, DynamicSpec, TreeShape, ancestor_mask
 from specdyn.verify import distribution_stats
 
 
@@ -101,12 +101,15 @@ class DraftModelProposer(Proposer):
     def commit(self, paths):
         self.lm.commit(paths)
 
-    def propose(self, contexts):
-        trees = [DraftTree() for _ in contexts]
+    def _root_logits(self, contexts) -> list[torch.Tensor]:
+        """Feed each row's uncached committed tokens; the draft's logits after the last one, per row."""
         cached = self.lm.context_len()
         logits = self.lm.forward(pending_query(contexts, cached))  # [b, q, vocab]
-        last = [len(c) - k - 1 for c, k in zip(contexts, cached)]
-        frontiers = [[Frontier(ROOT, (), logits[b, i])] for b, i in enumerate(last)]
+        return [logits[b, len(c) - k - 1] for b, (c, k) in enumerate(zip(contexts, cached))]
+
+    def propose(self, contexts):
+        trees = [DraftTree() for _ in contexts]
+        frontiers = [[Frontier(ROOT, (), lg)] for lg in self._root_logits(contexts)]
         for depth in range(1, self.shape.depth + 1):
             frontiers = [self._expand(t, f) for t, f in zip(trees, frontiers)]
             if depth == self.shape.depth or not any(frontiers):
@@ -132,3 +135,64 @@ class DraftModelProposer(Proposer):
         feed = [[f.node for f in fr] for fr in frontiers]
         logits = self.lm.forward(pending_query(contexts, self.lm.context_len(), trees, feed))  # [b, q, vocab]
         return [[Frontier(f.node, f.prefix, logits[b, i]) for i, f in enumerate(fr)] for b, fr in enumerate(frontiers)]
+
+
+class DynamicDraftProposer(DraftModelProposer):
+    """EAGLE-2 style dynamic trees from a draft model.
+
+    A node's value is the product of draft probabilities on its root path. The top level holds the
+    draft's ``topk`` best tokens; at each further level (up to ``depth``) the ``topk`` most valuable
+    nodes of the previous level are expanded (one batched draft pass) with their ``topk`` best tokens.
+    Finally the ``nodes`` most valuable candidates are kept (ancestors are never less valuable than
+    their descendants, so the kept set is a tree) and re-indexed breadth-first.
+    """
+
+    def __init__(self, model, spec: DynamicSpec):
+        super().__init__(model, TreeShape(((0,),)))
+        self.spec = spec
+        self._kept: list[list[int]] = []  # per row: candidate index of each kept node
+
+    def commit(self, paths):
+        self.lm.commit([[kept[i] for i in path] for kept, path in zip(self._kept, paths)])
+
+    def propose(self, contexts):
+        cands = [DraftTree() for _ in contexts]
+        values: list[list[float]] = [[] for _ in contexts]
+        frontiers = [[(ROOT, 1.0, lg)] for lg in self._root_logits(contexts)]
+        for depth in range(1, self.spec.depth + 1):
+            level = [self._grow(c, v, f) for c, v, f in zip(cands, values, frontiers)]
+            if depth == self.spec.depth:
+                break
+            feed = [lv[: self.spec.topk] for lv in level]
+            logits = self.lm.forward(pending_query(contexts, self.lm.context_len(), cands, feed))  # [b, q, vocab]
+            frontiers = [[(n, v[n], logits[b, i]) for i, n in enumerate(fd)] for b, (fd, v) in enumerate(zip(feed, values))]
+        pruned = [prune(c, v, self.spec.nodes) for c, v in zip(cands, values)]
+        self._kept = [kept for _, kept in pruned]
+        return [tree for tree, _ in pruned]
+
+    def _grow(self, tree: DraftTree, values: list[float], frontier) -> list[int]:
+        """Add the top-k children of every frontier node; return the new nodes, most valuable first."""
+        new = []
+        for parent, value, logits in frontier:
+            top = distribution_stats(logits[None], self.spec.topk)
+            for r in range(self.spec.topk):
+                prob = float(top.probs[0, r])
+                new.append(tree.add(int(top.tokens[0, r]), parent, r, prob, float(top.entropy[0])))
+                values.append(value * prob)
+        return sorted(new, key=lambda n: -values[n])
+
+
+def prune(tree: DraftTree, values: list[float], n: int) -> tuple[DraftTree, list[int]]:
+    """Keep the ``n`` most valuable nodes (ties: shallower first) as a breadth-first tree.
+
+    Returns the pruned tree and, for each of its nodes, its index in ``tree``."""
+    depths = tree.depths
+    best = sorted(range(len(tree)), key=lambda i: (-values[i], depths[i], i))[:n]
+    keep = sorted(best, key=lambda i: (depths[i], i))
+    index = {old: new for new, old in enumerate(keep)}
+    out = DraftTree()
+    for old in keep:
+        parent = tree.parents[old]
+        out.add(tree.tokens[old], index[parent] if parent != ROOT else ROOT, tree.ranks[old],
+                tree.draft_probs[old], tree.draft_entropy[old])
+    return out, keep

@@ -19,8 +19,7 @@ from tqdm import tqdm
 from specdyn.config import RunConfig
 from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
-from specdyn.models import load_pair
-from specdyn.pipeline import build_decoder, check_fits, encode_messages
+from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models
 from specdyn.runstore import RunStore, write_atomic
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
 
@@ -110,14 +109,15 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
     store = RunStore(Path(out))
     store.check_writable()
     old = check_resumable(store, config, suite_sha)
-    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    draft, target = load_models(config)
     inputs = encode_suite(config, prompts, draft, target)
     finished = store.open()
     write_atomic(store.root / "suite.jsonl", lambda p: p.write_text(suite_text))
     manifest = old or {
         "config": asdict(config), "suite_sha256": suite_sha, "started": _now(), "machine": _machine(),
         "versions": _versions(),
-        "models": {role: {"name": m.name, "weights_id": m.weights_id} for role, m in (("draft", draft), ("target", target))},
+        "models": {role: {"name": m.name, "weights_id": m.weights_id}
+                   for role, m in (("draft", draft), ("target", target)) if m is not None},
     }
     manifest.update(status="running", finished=None)
     store.write_manifest(manifest)
@@ -132,7 +132,7 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
 
 def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target) -> dict[str, PromptInput]:
     """Token ids of every prompt (target chat template), each checked against the context length."""
-    context = min(draft.max_context, target.max_context)
+    context = context_limit(draft, target)
     inputs = {}
     for p in prompts:
         ids = encode_messages(target.tokenizer, p.messages)

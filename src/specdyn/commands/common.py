@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from specdyn.config import DecodeConfig, load_toml, merge, validate
-from specdyn.pipeline import DRAFTER_HELP
+from specdyn.pipeline import DRAFTER_HELP, parse_drafter
 from specdyn.tree import parse_tree_spec
 
 
@@ -30,4 +30,5 @@ def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     config = merge(config, {k: v for k, v in vars(args).items() if k in names})
     validate(config)
     parse_tree_spec(config.tree)
+    parse_drafter(config.drafter)
     return config

@@ -1,0 +1,39 @@
+"""`specdyn report RUN_DIR [--out DIR]`: per-domain acceptance report of one run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    """Register the `report` sub-command."""
+    from specdyn.report import DEFAULT_BOOTSTRAP
+
+    parser = subparsers.add_parser(
+        "report",
+        help="write report.html, report.md and metrics.json for a run folder",
+        description="Per-domain acceptance statistics with prompt-level bootstrap CIs, which factor "
+                    "predicts acceptance, and the reference study's claims checked on the run. "
+                    "Works on runs still in progress (reports the finished prompts).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `specdyn run`")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output folder (default: RUN_DIR)")
+    parser.add_argument("--bootstrap", metavar="N", type=int, default=DEFAULT_BOOTSTRAP,
+                        help=f"prompt-level bootstrap resamples (default {DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from specdyn.report import build_report
+
+    result = build_report(args.run_dir, args.out, n_boot=args.bootstrap, seed=args.seed)
+    for note in result.metrics["notes"]:
+        print(f"note: {note}")
+    print(result.metrics["predictors"]["verdict"])
+    for claim in result.claims:
+        entropy = f", {claim.entropy}" if claim.entropy else ""
+        print(f"claim ({claim.id}) [{claim.notion}{entropy}]: {claim.verdict.value}")
+    print(f"wrote {result.html}\nwrote {result.markdown}\nwrote {result.metrics_json}")
+    return 0
