@@ -32,11 +32,11 @@ def encode_raw(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, prompt_id: str = "prompt") -> None:
+def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, prompt_id: str = "the prompt") -> None:
     """The prompt plus the generated tokens plus one tree must fit the model's context."""
     if len(prompt_ids) + max_new_tokens > max_context:
         raise SpecdynError(
-            f"{prompt_id}: prompt of {len(prompt_ids)} tokens + max_new_tokens {max_new_tokens} exceeds "
+            f"{prompt_id} is too long: {len(prompt_ids)} tokens + max_new_tokens {max_new_tokens} exceeds "
             f"the model context of {max_context} tokens"
         )
 
