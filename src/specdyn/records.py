@@ -79,3 +79,9 @@ def field_docs(cls) -> dict[str, str]:
 
 NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))
 STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
+
+
+def markdown_table(cls) -> str:
+    """A markdown table of a record dataclass's fields and their docs (used for docs/records.md)."""
+    rows = [f"| `{name}` | {doc} |" for name, doc in field_docs(cls).items()]
+    return "\n".join(["| field | meaning |", "| --- | --- |", *rows])

@@ -1,0 +1,25 @@
+"""Docs agree with the code: record field docs, CLI sub-commands and README commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from specdyn.cli import build_parser
+from specdyn.records import NodeRecord, StepRecord, markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_records_doc_matches_field_docs():
+    text = (ROOT / "docs" / "records.md").read_text()
+    for cls in (NodeRecord, StepRecord):
+        assert markdown_table(cls) in text
+
+
+def test_readme_mentions_every_subcommand_and_ci_runs_its_test_command():
+    readme = (ROOT / "README.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        assert f"specdyn {name}" in readme, name
+    test_cmd = next(line for line in readme.splitlines() if "pytest" in line).strip().strip("`")
+    assert test_cmd.split("pytest")[0] in (ROOT / ".ci" / "run").read_text()
