@@ -22,4 +22,4 @@ def test_readme_mentions_every_subcommand_and_ci_runs_its_test_command():
     for name in sub.choices:
         assert f"specdyn {name}" in readme, name
     test_cmd = next(line for line in readme.splitlines() if "pytest" in line).strip().strip("`")
-    assert test_cmd.split("pytest")[0] in (ROOT / ".ci" / "run").read_text()
+    assert test_cmd in (ROOT / ".ci" / "run").read_text()
