@@ -1,0 +1,195 @@
+"""Side-by-side comparison of run folders per domain, ranked by measured tokens/s (pure functions of
+the runs' records, manifests and any ``budget.json`` predictions)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
+from specdyn.budget.runs import DomainStats, RunTables, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
+from specdyn.budget.sequoia import expected_accepted
+from specdyn.errors import SpecdynError
+from specdyn.tree import DEFAULT_TREE
+
+RESAMPLES = 2000
+
+
+class TreeRole(Enum):
+    """How a run's tree relates to a domain."""
+
+    DEFAULT = "default"  # the default static tree with the model drafter
+    RECOMMENDED = "recommended"  # `specdyn budget`'s tree for this very domain
+    RECOMMENDED_ELSEWHERE = "recommended for another domain"
+    OTHER = "other"
+
+
+@dataclass
+class RunEntry:
+    """One run on one domain. ``predicted_accepted``: expected accepted drafted tokens per step of the
+    run's tree under the acceptance vector of a ``budget.json`` (``prediction_source``), bonus not counted."""
+
+    label: str
+    tree: str
+    drafter: str
+    batch_size: int | None
+    role: TreeRole
+    stats: DomainStats
+    predicted_accepted: float | None = None
+    prediction_source: str | None = None
+    throughput: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Gain:
+    """Relative measured tokens/s of run ``a`` over run ``b`` (ratio of sums, minus 1) and a 95% percentile
+    interval from resampling prompts (paired over shared prompt ids when there are at least two)."""
+
+    a: str
+    b: str
+    gain: float
+    low: float
+    high: float
+    prompts: int
+    paired: bool
+
+
+@dataclass
+class DomainComparison:
+    """All runs on one domain, fastest measured first, with the plain-language verdict."""
+
+    domain: str
+    entries: list[RunEntry]
+    recommended_vs_default: Gain | None
+    verdict: list[str]
+
+
+def _budget_doc(run: RunTables) -> tuple[Path, dict] | None:
+    """The ``budget.json`` that predicts this run's tree: next to its paths file, else in RUN_DIR/budget."""
+    file = paths_file(run.config)
+    for folder in ([file.parent] if file else []) + [run.root / BUDGET_DIR]:
+        try:
+            return folder, json.loads((folder / BUDGET_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def _role(run: RunTables, domain: str, doc: tuple[Path, dict] | None) -> TreeRole:
+    file = paths_file(run.config)
+    if run.config.get("tree") == DEFAULT_TREE and run.config.get("drafter", "model") == "model":
+        return TreeRole.DEFAULT
+    if file is None or doc is None or not file.exists():
+        return TreeRole.OTHER
+    folder, data = doc
+    same = {d for d, v in data.get("domains", {}).items() if (folder / v.get("paths_file", "")).resolve() == file.resolve()}
+    return TreeRole.RECOMMENDED if domain in same else TreeRole.RECOMMENDED_ELSEWHERE if same else TreeRole.OTHER
+
+
+def run_entry(run: RunTables, label: str, domain: str) -> RunEntry:
+    """Measurements, role and (when a budget.json covers the domain) prediction of one run on ``domain``."""
+    doc, shape = _budget_doc(run), run_shape(run.config)
+    entry = RunEntry(label, str(run.config.get("tree", "?")), str(run.config.get("drafter", "model")),
+                     run.config.get("batch_size"), _role(run, domain, doc), domain_stats(run, domain),
+                     throughput=per_prompt_throughput(run, domain))
+    vec = doc[1].get("domains", {}).get(domain, {}).get("acceptance") if doc else None
+    if vec and shape is not None:
+        entry.predicted_accepted = expected_accepted(shape, vec["p"])
+        entry.prediction_source = str(doc[0] / BUDGET_FILE)
+    return entry
+
+
+def _ratio(tok: np.ndarray, sec: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return tok[idx].sum(-1) / sec[idx].sum(-1)  # [resamples]
+
+
+def bootstrap_gain(a: RunEntry, b: RunEntry, resamples: int = RESAMPLES, seed: int = 0) -> Gain:
+    """:class:`Gain` of ``a`` over ``b`` from their per-prompt (tokens, seconds)."""
+    rng = np.random.default_rng(seed)
+    common = sorted(set(a.throughput) & set(b.throughput))
+    paired = len(common) >= 2
+    ids_a, ids_b = (common, common) if paired else (sorted(a.throughput), sorted(b.throughput))
+    ta, sa = (np.array(x, dtype=float) for x in zip(*(a.throughput[i] for i in ids_a)))  # [prompts_a] each
+    tb, sb = (np.array(x, dtype=float) for x in zip(*(b.throughput[i] for i in ids_b)))  # [prompts_b] each
+    ia = rng.integers(0, len(ids_a), (resamples, len(ids_a)))  # [resamples, prompts_a]
+    ib = ia if paired else rng.integers(0, len(ids_b), (resamples, len(ids_b)))  # [resamples, prompts_b]
+    draws = _ratio(ta, sa, ia) / _ratio(tb, sb, ib) - 1.0  # [resamples]
+    point = (ta.sum() / sa.sum()) / (tb.sum() / sb.sum()) - 1.0
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return Gain(a.label, b.label, float(point), float(low), float(high), len(ids_a), paired)
+
+
+def _gain_text(g: Gain) -> str:
+    how = f"95% interval {g.low:+.1%} to {g.high:+.1%}, {'paired ' if g.paired else ''}bootstrap over {g.prompts} prompts"
+    if g.low > 0:
+        return f"the recommended tree ({g.a}) BEAT the default ({g.b}): {g.gain:+.1%} measured tokens/s ({how})."
+    if g.high < 0:
+        return f"the recommended tree ({g.a}) did NOT beat the default ({g.b}): it was slower, {g.gain:+.1%} measured tokens/s ({how})."
+    return f"the recommended tree ({g.a}) did NOT clearly beat the default ({g.b}): {g.gain:+.1%} measured tokens/s, within noise ({how})."
+
+
+def _verdict(domain: str, entries: list[RunEntry], gain: Gain | None) -> list[str]:
+    top = entries[0]
+    lines = [f"Fastest on {domain}: {top.label} ({top.tree}) at {top.stats.tokens_per_second:.2f} tokens/s."]
+    roles = {e.role for e in entries}
+    if gain is not None:
+        lines.append(f"On {domain}, " + _gain_text(gain))
+    elif TreeRole.RECOMMENDED not in roles:
+        lines.append(f"No run here used the tree recommended for {domain}.")
+    else:
+        lines.append(f"No run here used the default tree ({DEFAULT_TREE}), so the recommendation is not compared with it.")
+    return lines
+
+
+def compare_domain(domain: str, entries: list[RunEntry]) -> DomainComparison:
+    ranked = sorted(entries, key=lambda e: -e.stats.tokens_per_second)
+    rec = [e for e in ranked if e.role is TreeRole.RECOMMENDED]
+    default = [e for e in ranked if e.role is TreeRole.DEFAULT]
+    gain = bootstrap_gain(rec[0], default[0]) if rec and default else None
+    return DomainComparison(domain, ranked, gain, _verdict(domain, ranked, gain))
+
+
+def compare_runs(runs: list[RunTables], labels: list[str]) -> list[DomainComparison]:
+    """Per domain present in any run (sorted), every run that decoded it, ranked by measured tokens/s."""
+    if len(runs) < 1:
+        raise SpecdynError("compare needs at least one run folder")
+    domains = sorted({d for r in runs for d in run_domains(r)})
+    return [compare_domain(d, [run_entry(r, lab, d) for r, lab in zip(runs, labels) if d in run_domains(r)])
+            for d in domains]
+
+
+def _cell(x: float | None, fmt: str = ".3f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def to_markdown(comparisons: list[DomainComparison]) -> str:
+    """Markdown: one ranked table per domain plus the verdict lines."""
+    out = ["# specdyn compare", "",
+           "acc/step: drafted tokens accepted per step, bonus not counted; +bonus adds the target's bonus token "
+           "(tau). local: node-local greedy acceptance. tokens/s: generated tokens / prompt wall seconds. "
+           "predicted: expected acc/step of the run's tree under a budget.json acceptance vector.", ""]
+    head = "| # | run | drafter | tree | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s | predicted acc/step |"
+    for c in comparisons:
+        out += [f"## {c.domain}", "", head, "|" + "---|" * 12]
+        for i, e in enumerate(c.entries, 1):
+            s = e.stats
+            out.append(f"| {i} | {e.label} | {e.drafter} | `{e.tree}` | {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
+                       f"| {s.accepted_per_step:.3f} | {s.accepted_per_step + 1:.3f} | {s.local_acceptance:.3f} "
+                       f"| {s.tokens_per_second:.2f} | {_cell(e.predicted_accepted)} |")
+        out += [""] + c.verdict + [""]
+    return "\n".join(out)
+
+
+def to_json(comparisons: list[DomainComparison]) -> str:
+    def entry(e: RunEntry) -> dict:
+        d = {k: v for k, v in asdict(e).items() if k != "throughput"}
+        return d | {"role": e.role.value, "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
+
+    doc = [{"domain": c.domain, "runs": [entry(e) for e in c.entries], "verdict": c.verdict,
+            "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None}
+           for c in comparisons]
+    return json.dumps({"domains": doc}, indent=2)

@@ -1,0 +1,107 @@
+"""Files and text written by ``specdyn budget``: ``DIR/<domain>.json`` (a ``paths:`` tree file) and
+``DIR/budget.json`` (everything behind the recommendation)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+from specdyn.budget.plan import Candidate, DomainPlan, preference
+from specdyn.runstore import write_atomic
+from specdyn.tree import shape_to_paths_json
+
+BUDGET_FILE = "budget.json"
+BUDGET_DIR = "budget"
+FORMAT_VERSION = 1
+
+
+def domain_filename(domain: str) -> str:
+    """``<domain>.json`` with every character outside ``[A-Za-z0-9_.-]`` replaced by ``_``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", domain).strip(".") or "domain"
+    return f"{safe}.json" if safe != "budget" else "budget_domain.json"
+
+
+def candidate_json(c: Candidate, paths: bool = False) -> dict:
+    out = {"budget": c.budget, "max_depth": c.max_depth, "nodes": c.shape.size, "depth": c.shape.depth,
+           "expected_accepted": c.expected_accepted, "step_seconds": c.step_seconds, "tokens_per_second": c.tokens_per_second}
+    return out | ({"paths": [list(p) for p in c.shape.paths]} if paths else {})
+
+
+def plan_json(plan: DomainPlan, paths_file: str, own_spec: str) -> dict:
+    v = plan.vector
+    return {
+        "paths_file": paths_file,
+        "acceptance": {"p": v.p, "rates": v.rates, "trials": v.trials, "accepted": v.accepted, "usable": v.usable,
+                       "min_observations": v.min_observations, "depth_rates": v.depth_rates, "depth_trials": v.depth_trials},
+        "recommended": candidate_json(plan.best, paths=True),
+        "own_tree": ({"spec": own_spec} | candidate_json(plan.own, paths=True)) if plan.own else None,
+        "measured": asdict(plan.measured) if plan.measured else None,
+        "baseline_tokens_per_second": plan.baseline_tokens_per_second,
+        "candidates": [candidate_json(c) for c in plan.candidates],
+    }
+
+
+def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_spec: str) -> Path:
+    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    domains = {}
+    for plan in plans:
+        name = domain_filename(plan.domain)
+        write_atomic(out / name, lambda p, s=plan.best.shape: p.write_text(shape_to_paths_json(s) + "\n"))
+        domains[plan.domain] = plan_json(plan, name, own_spec)
+    doc = {"version": FORMAT_VERSION, **header, "domains": domains}
+    write_atomic(out / BUDGET_FILE, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n"))
+    return out / BUDGET_FILE
+
+
+def _row(mark: str, c: Candidate) -> str:
+    return (f"{mark} {c.budget:>6} {c.max_depth:>5} {c.shape.size:>5} {c.shape.depth:>5} {c.expected_accepted:>10.3f} "
+            f"{c.step_seconds * 1e3:>9.1f} {c.tokens_per_second:>10.2f}")
+
+
+def _verdict(plan: DomainPlan) -> str:
+    if plan.own is None:
+        return "  the run's tree is not static: no prediction for it"
+    gain = plan.best.tokens_per_second / plan.own.tokens_per_second - 1.0
+    if plan.best.shape.paths == plan.own.shape.paths or abs(gain) < 1e-9:
+        return "  recommendation: the run's own tree is already the best predicted"
+    return f"  recommendation: predicted {gain:+.1%} tokens/s over the run's own tree (a prediction: confirm with a run and `specdyn compare`)"
+
+
+def _header(plan: DomainPlan) -> list[str]:
+    v = plan.vector
+    p = ", ".join(f"{x:.3f} (n={t})" for x, t in zip(v.p, v.trials))
+    dropped = f"; ranks {v.usable}+ left out (< {v.min_observations} observations)" if v.usable < len(v.rates) else ""
+    return [f"{plan.domain}: p by rank = [{p}]{dropped}",
+            f"  plain target decoding (predicted): {plan.baseline_tokens_per_second:.2f} tokens/s",
+            "  budget limit nodes depth   acc/step   step ms   tokens/s   (acc/step: bonus not counted; tokens/s counts it)"]
+
+
+def _own(plan: DomainPlan, own_spec: str) -> list[str]:
+    lines = []
+    if plan.own:
+        lines.append(f"  own tree {own_spec}: {plan.own.shape.size} nodes, depth {plan.own.shape.depth}: predicted "
+                     f"{plan.own.expected_accepted:.3f} acc/step, {plan.own.step_seconds * 1e3:.1f} ms/step, "
+                     f"{plan.own.tokens_per_second:.2f} tokens/s")
+    if plan.measured:
+        m = plan.measured
+        lines.append(f"  own tree measured: {m.accepted_per_step:.3f} acc/step over {m.steps} steps, "
+                     f"{m.seconds_per_step * 1e3:.1f} ms/step, {m.tokens_per_second:.2f} tokens/s "
+                     f"(the cost model prices the two models' passes only)")
+    lines.append(_verdict(plan))
+    if plan.best.tokens_per_second < plan.baseline_tokens_per_second:
+        lines.append(f"  note: no tree is predicted to beat plain target decoding ({plan.baseline_tokens_per_second:.2f} "
+                     f"tokens/s) with these costs")
+    return lines
+
+
+def format_plan(plan: DomainPlan, own_spec: str) -> str:
+    """A text table: the best tree of several budgets (best depth limit each), the pick (>), the run's own tree."""
+    lines = _header(plan)
+    n_max = max(c.budget for c in plan.candidates)
+    for n in sorted({2**i for i in range(n_max.bit_length()) if 2**i <= n_max} | {plan.best.budget}):
+        c = min((c for c in plan.candidates if c.budget == n), key=preference)
+        lines.append(_row(">" if c is plan.best else " ", c))
+    return "\n".join(lines + _own(plan, own_spec))

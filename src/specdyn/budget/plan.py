@@ -1,0 +1,90 @@
+"""Per-domain tree choice: the Sequoia tree of every (budget, depth), priced by the measured cost model.
+
+For a tree shape T with n nodes and depth d, fed to ``batch`` rows at once:
+
+    step_seconds(T) = t_draft(1) + sum_{l=1}^{d-1} t_draft(f_l) + t_target(n + 1)
+    tokens_per_second(T) = (1 + expected_accepted(T)) / step_seconds(T)
+
+``f_l`` is the number of depth-l nodes of T that have children (the frontier the draft model scores at
+level l + 1); the first draft pass feeds the one pending committed token; the target pass feeds the
+pending token plus the n tree nodes. ``t_draft(q)`` / ``t_target(q)`` are the fitted pass costs for q
+query tokens per row at this batch size (:class:`~specdyn.budget.costs.CostModel`). The 1 is the bonus
+token, so this is tokens emitted per second per prompt; engine overhead outside the two models'
+forward passes (verification, bookkeeping, records) is not modelled, so predictions run high.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from specdyn.budget.acceptance import AcceptanceVector
+from specdyn.budget.costs import CostModel
+from specdyn.budget.runs import DomainStats
+from specdyn.budget.sequoia import expected_accepted, sequoia_table
+from specdyn.tree import TreeShape
+
+
+@dataclass
+class Candidate:
+    """A tree priced by the cost model: expected accepted tokens per step (bonus not counted), predicted
+    seconds per step and predicted tokens per second per prompt (bonus counted, see the module docstring).
+    ``budget`` / ``max_depth`` are the limits it was searched under (0 for a tree not from the search)."""
+
+    budget: int
+    max_depth: int
+    shape: TreeShape
+    expected_accepted: float
+    step_seconds: float
+    tokens_per_second: float
+
+
+@dataclass
+class DomainPlan:
+    """The recommendation for one domain and what it is compared with.
+
+    ``baseline_tokens_per_second``: plain target-only decoding, ``1 / t_target(1)``. ``own``: the run's
+    own tree under the same vector and cost model (None for dynamic trees); ``measured``: what the run
+    measured on this domain."""
+
+    domain: str
+    vector: AcceptanceVector
+    best: Candidate
+    candidates: list[Candidate]
+    baseline_tokens_per_second: float
+    own: Candidate | None = None
+    measured: DomainStats | None = None
+
+
+def draft_passes(shape: TreeShape) -> list[int]:
+    """Query tokens per row of each draft pass: 1 (the pending token), then the frontier of each level."""
+    parents = {p[:-1] for p in shape.paths if len(p) > 1}
+    return [1] + [sum(1 for p in parents if len(p) == level) for level in range(1, shape.depth)]
+
+
+def step_seconds(shape: TreeShape, costs: CostModel, batch: int) -> float:
+    """Predicted seconds of one speculative step with ``shape`` (draft passes + one target pass)."""
+    draft = sum(costs.draft_seconds(q, batch) for q in draft_passes(shape))
+    return draft + costs.target_seconds(shape.size + 1, batch)
+
+
+def price(shape: TreeShape, p: list[float], costs: CostModel, batch: int, budget: int = 0, depth: int = 0) -> Candidate:
+    """A :class:`Candidate` for ``shape`` under acceptance vector ``p``."""
+    expected, seconds = expected_accepted(shape, p), step_seconds(shape, costs, batch)
+    return Candidate(budget, depth, shape, expected, seconds, (1.0 + expected) / seconds)
+
+
+def preference(c: Candidate) -> tuple:
+    """Sort key: fastest predicted first; among equals the smaller, then the shallower tree."""
+    return (-c.tokens_per_second, c.shape.size, c.shape.depth)
+
+
+def plan_domain(vector: AcceptanceVector, costs: CostModel, max_nodes: int, max_depth: int, batch: int,
+                own_shape: TreeShape | None = None, measured: DomainStats | None = None) -> DomainPlan:
+    """Price the best tree of every budget n <= max_nodes and depth d <= max_depth; keep the fastest
+    (ties: the smaller tree)."""
+    table = sequoia_table(vector.p, max_nodes, max_depth)
+    cands = [price(t.shape, vector.p, costs, batch, n, d)
+             for d in range(1, max_depth + 1) for n in range(1, max_nodes + 1) for t in [table.best(n, d)]]
+    best = min(cands, key=preference)
+    own = price(own_shape, vector.p, costs, batch) if own_shape is not None else None
+    return DomainPlan(vector.domain, vector, best, cands, 1.0 / costs.target_seconds(1, batch), own, measured)
