@@ -64,12 +64,15 @@ def pending_query(contexts: list[list[int]], cached: list[int], trees: list[Draf
 
 
 def prefill(model, contexts: list[list[int]]) -> CachedModel:
-    """A new cache for these rows holding all but the last token of each context."""
-    lm = CachedModel(model, batch=len(contexts))
-    heads = [ctx[:-1] for ctx in contexts]
-    if max(len(h) for h in heads) > 0:
-        lm.forward(pending_query(heads, [0] * len(heads)), logits_to_keep=1)
-        lm.commit([[] for _ in contexts])
+    """A new cache for these rows holding all but the last token of each context.
+
+    Rows are prefilled one at a time (no padding compute), then stacked."""
+    lm = CachedModel(model, batch=0)
+    for ctx in contexts:
+        row = CachedModel(model, batch=1)
+        if len(ctx) > 1:
+            row.forward(pending_query([ctx[:-1]], [0]), logits_to_keep=1)
+        lm.append_rows(row)
     return lm
 
 
