@@ -131,3 +131,18 @@ def test_bad_inputs(pair, suite, tmp_path, capsys):
     (tmp_path / "notrun" / "x.txt").write_text("x")
     assert main(run_args(pair, suite, tmp_path / "notrun")) == 2
     assert "not a specdyn run folder" in capsys.readouterr().err
+
+
+def test_domain_trees(pair, suite, tmp_path):
+    trees = tmp_path / "trees"
+    trees.mkdir()
+    (trees / "poetry.json").write_text("[[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]]")  # a chain of 4
+    out = tmp_path / "run"
+    assert main(run_args(pair, suite, out, "--domain-trees", str(trees))) == 0
+    steps = tables(out)["steps"]
+    sizes = {}
+    for dom, size in zip(steps["domain"].to_pylist(), steps["tree_size"].to_pylist()):
+        sizes.setdefault(dom, set()).add(size)
+    assert sizes == {"poetry": {4}, "translation": {14}}
+    assert main(run_args(pair, suite, tmp_path / "x", "--domain-trees", str(tmp_path / "nope"))) == 2
+    assert not (tmp_path / "x").exists()

@@ -38,6 +38,7 @@ class RunConfig(DecodeConfig):
     per_domain: int = 50
     seed: int = 0
     batch_size: int = 4
+    domain_trees: str = ""  # folder of per-domain paths files (<domain>.json, as `specdyn budget` writes); "" = none
 
 
 def load_toml(path: str | Path, cls=RunConfig):

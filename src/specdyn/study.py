@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +22,7 @@ from specdyn.errors import SpecdynError
 from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models
 from specdyn.runstore import RunStore, write_atomic
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
+from specdyn.tree import parse_tree_spec
 
 
 def load_prompts(config: RunConfig) -> list[Prompt]:
@@ -109,6 +110,7 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
     store = RunStore(Path(out))
     store.check_writable()
     old = check_resumable(store, config, suite_sha)
+    plan = tree_groups(config, prompts)
     draft, target = load_models(config)
     inputs = encode_suite(config, prompts, draft, target)
     finished = store.open()
@@ -121,9 +123,9 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
     }
     manifest.update(status="running", finished=None)
     store.write_manifest(manifest)
-    todo = [inputs[p.id] for p in interleave(prompts) if p.id not in finished]
     meta = {p.id: {"domain": p.domain, "source": p.source} for p in prompts}
-    _decode_all(config, store, todo, meta, draft, target, (len(finished), len(prompts)), quiet)
+    groups = [(tree, [inputs[p.id] for p in group if p.id not in finished]) for tree, group in plan]
+    _decode_all(config, store, groups, meta, draft, target, (len(finished), len(prompts)), quiet)
     counts = {t: store.read(t).num_rows for t in ("prompts", "steps", "nodes")}
     manifest.update(status="complete", finished=_now(), counts=counts)
     store.write_manifest(manifest)
@@ -141,16 +143,39 @@ def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target) -> dic
     return inputs
 
 
-def _decode_all(config, store, todo, meta, draft, target, progress, quiet) -> None:
+def tree_groups(config: RunConfig, prompts: list[Prompt]) -> list[tuple[str, list[Prompt]]]:
+    """(tree spec, prompts) groups: one group with ``config.tree`` unless per-domain trees are configured,
+    then one group per domain, each with its own paths file when the folder has one."""
+    if not config.domain_trees:
+        return [(config.tree, interleave(prompts))]
+    from specdyn.budget.output import domain_filename
+
+    folder = Path(config.domain_trees)
+    if not folder.is_dir():
+        raise SpecdynError(f"--domain-trees {folder}: no such folder")
+    groups: dict[str, list[Prompt]] = defaultdict(list)
+    for p in prompts:
+        groups[p.domain].append(p)
+    out = []
+    for domain, group in groups.items():
+        path = folder / domain_filename(domain)
+        spec = f"paths:{path}" if path.is_file() else config.tree
+        parse_tree_spec(spec)
+        out.append((spec, group))
+    return out
+
+
+def _decode_all(config, store, groups, meta, draft, target, progress, quiet) -> None:
     tok = target.tokenizer
-    decoder = build_decoder(config, draft, target)
     live = LiveStats.empty()
     done, total = progress
     bar = tqdm(total=total, initial=done, unit="prompt", disable=quiet, dynamic_ncols=True, file=sys.stderr)
-    for result in decoder.generate_many(todo, batch_size=config.batch_size):
-        result.text = tok.decode(result.output_ids, skip_special_tokens=True)
-        store.append([(result, meta[result.prompt_id])])
-        live.add(meta[result.prompt_id]["domain"], result)
-        bar.set_postfix_str(live.line(), refresh=False)
-        bar.update(1)
+    for tree, todo in groups:
+        decoder = build_decoder(replace(config, tree=tree), draft, target)
+        for result in decoder.generate_many(todo, batch_size=config.batch_size):
+            result.text = tok.decode(result.output_ids, skip_special_tokens=True)
+            store.append([(result, meta[result.prompt_id])])
+            live.add(meta[result.prompt_id]["domain"], result)
+            bar.set_postfix_str(live.line(), refresh=False)
+            bar.update(1)
     bar.close()

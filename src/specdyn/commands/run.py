@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--per-domain", type=int, metavar="N", help=f"prompts per domain for the default suite (default {d.per_domain})")
     p.add_argument("--seed", type=int, metavar="S", help=f"seed for drawing the default suite (default {d.seed})")
     p.add_argument("--batch-size", type=int, metavar="N", help=f"prompts decoded together in one batch (default {d.batch_size})")
+    p.add_argument("--domain-trees", metavar="DIR",
+                   help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`); "
+                   "domains without a file use --tree")
     add_decode_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
