@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
-from specdyn.budget.runs import DomainStats, RunTables, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
+from specdyn.budget.runs import DomainStats, RunTables, domain_config, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
 from specdyn.budget.sequoia import expected_accepted
 from specdyn.errors import SpecdynError
 from specdyn.tree import DEFAULT_TREE
@@ -68,9 +68,9 @@ class DomainComparison:
     verdict: list[str]
 
 
-def _budget_doc(run: RunTables) -> tuple[Path, dict] | None:
+def _budget_doc(run: RunTables, config: dict) -> tuple[Path, dict] | None:
     """The ``budget.json`` that predicts this run's tree: next to its paths file, else in RUN_DIR/budget."""
-    file = paths_file(run.config)
+    file = paths_file(config)
     for folder in ([file.parent] if file else []) + [run.root / BUDGET_DIR]:
         try:
             return folder, json.loads((folder / BUDGET_FILE).read_text())
@@ -79,9 +79,9 @@ def _budget_doc(run: RunTables) -> tuple[Path, dict] | None:
     return None
 
 
-def _role(run: RunTables, domain: str, doc: tuple[Path, dict] | None) -> TreeRole:
-    file = paths_file(run.config)
-    if run.config.get("tree") == DEFAULT_TREE and run.config.get("drafter", "model") == "model":
+def _role(config: dict, domain: str, doc: tuple[Path, dict] | None) -> TreeRole:
+    file = paths_file(config)
+    if config.get("tree") == DEFAULT_TREE and config.get("drafter", "model") == "model":
         return TreeRole.DEFAULT
     if file is None or doc is None or not file.exists():
         return TreeRole.OTHER
@@ -92,9 +92,10 @@ def _role(run: RunTables, domain: str, doc: tuple[Path, dict] | None) -> TreeRol
 
 def run_entry(run: RunTables, label: str, domain: str) -> RunEntry:
     """Measurements, role and (when a budget.json covers the domain) prediction of one run on ``domain``."""
-    doc, shape = _budget_doc(run), run_shape(run.config)
-    entry = RunEntry(label, str(run.config.get("tree", "?")), str(run.config.get("drafter", "model")),
-                     run.config.get("batch_size"), _role(run, domain, doc), domain_stats(run, domain),
+    config = domain_config(run.config, domain)
+    doc, shape = _budget_doc(run, config), run_shape(config)
+    entry = RunEntry(label, str(config.get("tree", "?")), str(config.get("drafter", "model")),
+                     config.get("batch_size"), _role(config, domain, doc), domain_stats(run, domain),
                      throughput=per_prompt_throughput(run, domain))
     vec = doc[1].get("domains", {}).get(domain, {}).get("acceptance") if doc else None
     if vec and shape is not None:

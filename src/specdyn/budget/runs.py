@@ -108,6 +108,16 @@ def run_shape(config: dict) -> TreeShape | None:
     return spec if isinstance(spec, TreeShape) else None
 
 
+def domain_config(config: dict, domain: str) -> dict:
+    """The run config as it applied to ``domain``: with ``domain_trees`` set (``specdyn run --domain-trees``),
+    ``tree`` is that domain's paths file when the folder has one."""
+    from specdyn.budget.output import domain_filename
+
+    folder = config.get("domain_trees") or ""
+    file = Path(folder) / domain_filename(domain) if folder else None
+    return {**config, "tree": f"paths:{file}"} if file is not None and file.is_file() else dict(config)
+
+
 def paths_file(config: dict) -> Path | None:
     """The file of a ``paths:FILE`` tree spec, else None."""
     kind, _, rest = str(config.get("tree", "")).partition(":")
