@@ -163,9 +163,9 @@ class SpeculativeDecoder:
         if not prompts:
             return []
         contexts = [p.prompt_ids for p in prompts]
+        now = time.perf_counter()  # a prompt's seconds include its own prefill
         self.target.add_rows(contexts)
         self.proposer.add_rows(contexts)
-        now = time.perf_counter()
         return [_Row(GenerationResult(p.prompt_id, list(p.prompt_ids)), now) for p in prompts]
 
     def _drop_finished(self, rows: list[_Row]) -> list[_Row]:

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
+from specdyn.cachedir import CACHE_ENV, cache_root
 from specdyn.errors import SpecdynError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-CACHE_ENV = "SPECDYN_CACHE"
-DEFAULT_CACHE = "~/.cache/specdyn"
 GGUF_NAME = "model.gguf"
 HF_DIR = "hf"
 STAMP_NAME = "specdyn.json"
@@ -154,11 +153,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- cache layout
-
-
-def cache_root() -> Path:
-    """`$SPECDYN_CACHE`, else `~/.cache/specdyn`."""
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
 def model_dir(name: str) -> Path:

@@ -14,8 +14,10 @@ number present in ``prompts/`` is complete. A kill at any moment leaves at most 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from specdyn.errors import SpecdynError
 from specdyn.records import NodeRecord, StepRecord
 
 TABLES = ("nodes", "steps", "prompts")
+LOCK_FILE = ".lock"
 _ARROW = {int: pa.int32(), float: pa.float32(), bool: pa.bool_(), str: pa.string()}
 
 
@@ -53,10 +56,27 @@ def _table(records, schema: pa.Schema, domain: str) -> pa.Table:
 
 
 def write_atomic(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` then rename into place (same folder, so the rename is atomic)."""
+    """Write through ``write(tmp_path)``, flush it to disk, then rename into place (same folder, so the
+    rename is atomic) and flush the folder entry: after a crash the file is either whole or absent."""
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _readable(path: Path) -> bool:
+    """A shard whose Parquet footer can be read (a crash can leave an empty or cut file behind)."""
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, pa.ArrowInvalid):
+        return False
 
 
 class RunStore:
@@ -94,7 +114,7 @@ class RunStore:
                 (self.root / t).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpecdynError(f"cannot write run folder {self.root}: {exc.strerror}") from None
-        done_shards = {p.name for p in (self.root / "prompts").glob("shard-*.parquet")}
+        done_shards = {p.name for p in (self.root / "prompts").glob("shard-*.parquet") if _readable(p)}
         for t in TABLES:
             for p in (self.root / t).iterdir():
                 if p.name.startswith(".") or p.name not in done_shards:
@@ -102,6 +122,17 @@ class RunStore:
         numbers = [int(n[6:12]) for n in done_shards]
         self.next_shard = max(numbers, default=-1) + 1
         return set(self.finished_ids())
+
+    @contextmanager
+    def lock(self):
+        """Hold an exclusive lock on the run folder (creating it); a second writer is refused."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SpecdynError(f"{self.root} is being written by another specdyn process") from None
+            yield
 
     def finished_ids(self) -> list[str]:
         files = sorted((self.root / "prompts").glob("shard-*.parquet"))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from specdyn.config import RunConfig
 from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
-from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models
+from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, tree_depth
 from specdyn.runstore import RunStore, write_atomic
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
 from specdyn.tree import parse_tree_spec
@@ -60,16 +60,28 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def check_resumable(store: RunStore, config: RunConfig, suite_sha: str) -> dict | None:
+def run_identity(config: RunConfig, prompts: list[Prompt]) -> dict:
+    """What makes two runs the same run: the config, the suite's content, and the content of every tree
+    file the config points to (so an edited paths file is not mixed into an old run)."""
+    files = [spec.partition(":")[2] for spec, _ in tree_groups(config, prompts) if spec.startswith("paths:")]
+    return {
+        "config": asdict(config),
+        "suite_sha256": hashlib.sha256(dumps_suite(prompts).encode()).hexdigest(),
+        "tree_files": {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in sorted(set(files))},
+    }
+
+
+def check_resumable(store: RunStore, identity: dict) -> dict | None:
     """The existing manifest if the folder holds this very run; refuse a folder of another run."""
     old = store.read_manifest()
     if old is None:
-        if store.root.exists() and any(store.root.iterdir()):
+        if store.root.exists() and any(not p.name.startswith(".") for p in store.root.iterdir()):
             raise SpecdynError(f"{store.root} is not empty and is not a specdyn run folder; choose another --out")
         return None
-    if old.get("config") != asdict(config) or old.get("suite_sha256") != suite_sha:
-        changed = sorted(k for k, v in asdict(config).items() if old.get("config", {}).get(k) != v)
-        what = ", ".join(changed) if changed else "the suite's prompts"
+    changed = [k for k in identity if old.get(k) != identity[k]]
+    if changed:
+        keys = sorted(k for k, v in identity["config"].items() if old.get("config", {}).get(k) != v)
+        what = ", ".join(keys) if keys else {"suite_sha256": "the suite's prompts"}.get(changed[0], "the tree files")
         raise SpecdynError(f"{store.root} holds a run with a different config ({what} differ); use another --out")
     return old
 
@@ -105,40 +117,45 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
 
     Nothing is written until the suite, the folder, the models and every prompt have been checked."""
     prompts = load_prompts(config)
-    suite_text = dumps_suite(prompts)
-    suite_sha = hashlib.sha256(suite_text.encode()).hexdigest()
+    identity = run_identity(config, prompts)
     store = RunStore(Path(out))
     store.check_writable()
-    old = check_resumable(store, config, suite_sha)
-    plan = tree_groups(config, prompts)
+    old = check_resumable(store, identity)
     draft, target = load_models(config)
+    models = {role: {"name": m.name, "weights_id": m.weights_id}
+              for role, m in (("draft", draft), ("target", target)) if m is not None}
+    if old and old.get("models") != models:
+        raise SpecdynError(f"{store.root} was made with other model weights; use another --out")
     inputs = encode_suite(config, prompts, draft, target)
-    finished = store.open()
-    write_atomic(store.root / "suite.jsonl", lambda p: p.write_text(suite_text))
-    manifest = old or {
-        "config": asdict(config), "suite_sha256": suite_sha, "started": _now(), "machine": _machine(),
-        "versions": _versions(),
-        "models": {role: {"name": m.name, "weights_id": m.weights_id}
-                   for role, m in (("draft", draft), ("target", target)) if m is not None},
-    }
-    manifest.update(status="running", finished=None)
-    store.write_manifest(manifest)
-    meta = {p.id: {"domain": p.domain, "source": p.source} for p in prompts}
-    groups = [(tree, [inputs[p.id] for p in group if p.id not in finished]) for tree, group in plan]
-    _decode_all(config, store, groups, meta, draft, target, (len(finished), len(prompts)), quiet)
-    counts = {t: store.read(t).num_rows for t in ("prompts", "steps", "nodes")}
-    manifest.update(status="complete", finished=_now(), counts=counts)
-    store.write_manifest(manifest)
+    with store.lock():
+        manifest = old or {**identity, "models": models, "started": _now(), "machine": _machine(), "versions": _versions()}
+        store.write_manifest({**manifest, "status": "running", "finished": None})
+        finished = store.open()
+        write_atomic(store.root / "suite.jsonl", lambda p: p.write_text(dumps_suite(prompts)))
+        _decode_all(config, store, _todo(config, prompts, inputs, finished), _meta(prompts), draft, target,
+                    (len(finished), len(prompts)), quiet)
+        counts = {t: store.read(t).num_rows for t in ("prompts", "steps", "nodes")}
+        store.write_manifest({**manifest, "status": "complete", "finished": _now(), "counts": counts})
     return store.root
+
+
+def _todo(config, prompts, inputs, finished) -> list[tuple[str, list[PromptInput]]]:
+    """(tree spec, unfinished prompt inputs) groups, in decoding order."""
+    return [(tree, [inputs[p.id] for p in group if p.id not in finished]) for tree, group in tree_groups(config, prompts)]
+
+
+def _meta(prompts: list[Prompt]) -> dict[str, dict]:
+    return {p.id: {"domain": p.domain, "source": p.source} for p in prompts}
 
 
 def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target) -> dict[str, PromptInput]:
     """Token ids of every prompt (target chat template), each checked against the context length."""
     context = context_limit(draft, target)
+    depth = max(tree_depth(spec) for spec, _ in tree_groups(config, prompts))
     inputs = {}
     for p in prompts:
         ids = encode_messages(target.tokenizer, p.messages)
-        check_fits(ids, config.max_new_tokens, context, p.id)
+        check_fits(ids, config.max_new_tokens, context, p.id, tree_depth=depth)
         inputs[p.id] = PromptInput(p.id, ids)
     return inputs
 

@@ -7,6 +7,7 @@ means node i is a child of the last committed token (the "root").
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from specdyn.errors import SpecdynError
 
 ROOT = -1
+MAX_RANK = 255  # sibling ranks in a paths file must be below this (they index the draft's top-k)
 
 
 @dataclass
@@ -135,8 +137,8 @@ def shape_from_paths(raw: object, origin: str = "paths") -> TreeShape:
         raise SpecdynError(f"{origin}: expected a non-empty JSON list of paths (lists of sibling ranks)")
     paths = set()
     for item in raw:
-        if not isinstance(item, list) or not item or not all(type(r) is int and r >= 0 for r in item):
-            raise SpecdynError(f"{origin}: every path must be a non-empty list of ranks >= 0, got {item!r}")
+        if not isinstance(item, list) or not item or not all(type(r) is int and 0 <= r < MAX_RANK for r in item):
+            raise SpecdynError(f"{origin}: every path must be a non-empty list of ranks in [0, {MAX_RANK}), got {item!r}")
         paths.add(tuple(item))
     for p in paths:
         if len(p) > 1 and p[:-1] not in paths:
@@ -161,12 +163,13 @@ class DynamicSpec:
 TreeSpec = TreeShape | DynamicSpec
 
 
-def _kv_args(text: str, spec: str) -> dict[str, int]:
+def kv_args(text: str, spec: str, flag: str = "--tree") -> dict[str, int]:
+    """Parse ``key=integer`` pairs separated by commas (the argument part of a ``--tree``/``--drafter`` spec)."""
     args = {}
     for part in filter(None, text.split(",")):
         key, sep, value = part.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            raise SpecdynError(f"malformed --tree {spec!r}: expected key=integer pairs, got {part!r}")
+        if not sep or not re.fullmatch(r"\s*-?[0-9]+\s*", value):
+            raise SpecdynError(f"malformed {flag} {spec!r}: expected key=integer pairs, got {part!r}")
         args[key.strip()] = int(value)
     return args
 
@@ -182,11 +185,11 @@ def parse_tree_spec(spec: str) -> TreeSpec:
     ``dynamic:nodes=N,depth=D,topk=K``."""
     kind, _, rest = spec.partition(":")
     if kind == "static":
-        return static_shape(*_require(_kv_args(rest, spec), ("depth", "branch"), spec))
+        return static_shape(*_require(kv_args(rest, spec), ("depth", "branch"), spec))
     if kind == "paths":
         return shape_from_paths(_read_json(rest), origin=rest)
     if kind == "dynamic":
-        nodes, depth, topk = _require(_kv_args(rest, spec), ("nodes", "depth", "topk"), spec)
+        nodes, depth, topk = _require(kv_args(rest, spec), ("nodes", "depth", "topk"), spec)
         if nodes < 1 or depth < 1 or topk < 1:
             raise SpecdynError(f"malformed --tree {spec!r}: nodes, depth and topk must all be >= 1")
         return DynamicSpec(nodes, depth, topk)

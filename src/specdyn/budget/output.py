@@ -43,14 +43,16 @@ def plan_json(plan: DomainPlan, paths_file: str, own_spec: str) -> dict:
     }
 
 
-def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_spec: str) -> Path:
-    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``."""
+def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str]) -> Path:
+    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
+
+    ``own_specs`` maps each domain to the tree spec the run used for it."""
     out.mkdir(parents=True, exist_ok=True)
     domains = {}
     for plan in plans:
         name = domain_filename(plan.domain)
         write_atomic(out / name, lambda p, s=plan.best.shape: p.write_text(shape_to_paths_json(s) + "\n"))
-        domains[plan.domain] = plan_json(plan, name, own_spec)
+        domains[plan.domain] = plan_json(plan, name, own_specs[plan.domain])
     doc = {"version": FORMAT_VERSION, **header, "domains": domains}
     write_atomic(out / BUDGET_FILE, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n"))
     return out / BUDGET_FILE

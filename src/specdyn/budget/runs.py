@@ -33,9 +33,19 @@ class RunTables:
 def load_run(root: str | Path) -> RunTables:
     """Read a run folder; rows of prompts without a ``prompts/`` row (an interrupted flush) are dropped."""
     store = RunStore(Path(root))
+    if not store.root.is_dir():
+        raise SpecdynError(f"{root} is not a folder")
     manifest = store.read_manifest()
-    if manifest is None:
-        raise SpecdynError(f"{root} is not a specdyn run folder (no manifest.json)")
+    if not isinstance(manifest, dict):
+        raise SpecdynError(f"{root} is not a specdyn run folder (no usable manifest.json)")
+    try:
+        return _tables(store, manifest)
+    except (OSError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise SpecdynError(f"{root}: unreadable records ({str(exc).splitlines()[0]}); `specdyn report` names the bad shard") from None
+
+
+def _tables(store: RunStore, manifest: dict) -> RunTables:
+    root = store.root
     prompts = store.read("prompts")
     if prompts.num_rows == 0:
         raise SpecdynError(f"{root} holds no finished prompts yet")
@@ -55,7 +65,7 @@ class DomainStats:
     at the parent position (node-local). ``tokens_per_second``: sum of generated tokens over the sum of
     the prompts' wall seconds (per-prompt throughput; with batching, prompts' times overlap).
     ``seconds_per_step``: sum of the prompts' wall seconds over their steps (one step of a row, engine
-    overhead and prompt prefill included).
+    overhead and the prompt's own prefill included).
     """
 
     prompts: int

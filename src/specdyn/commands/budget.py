@@ -9,7 +9,7 @@ from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, acceptance_vecto
 from specdyn.budget.costs import COSTS_FILE, DEFAULT_BATCHES, CostModel, measure_costs
 from specdyn.budget.output import BUDGET_DIR, domain_filename, format_plan, write_plans
 from specdyn.budget.plan import plan_domain
-from specdyn.budget.runs import RunTables, domain_stats, load_run, run_shape
+from specdyn.budget.runs import RunTables, domain_config, domain_stats, load_run, run_shape
 from specdyn.errors import SpecdynError
 
 FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_draft(frontier_l) + t_target(nodes + 1)); "
@@ -79,14 +79,14 @@ def _warn(run_tables: RunTables, costs: CostModel, batch: int) -> None:
               f"Predictions are unreliable: re-measure on an idle machine (--measure --repeats 10).", file=sys.stderr)
 
 
-def _write(args, run_tables: RunTables, plans, costs: CostModel, batch: int, spec: str) -> None:
+def _write(args, run_tables: RunTables, plans, costs: CostModel, batch: int, specs: dict[str, str]) -> None:
     out = Path(args.out) if args.out else run_tables.root / BUDGET_DIR
-    header = {"run": str(run_tables.root.resolve()), "tree": spec, "formula": FORMULA, "costs": costs.to_json(),
+    header = {"run": str(run_tables.root.resolve()), "tree": str(run_tables.config.get("tree", "?")), "formula": FORMULA, "costs": costs.to_json(),
               "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
                            "min_observations": args.min_observations, "batch": batch}}
-    written = write_plans(out, plans, header, spec)
+    written = write_plans(out, plans, header, specs)
     for plan in plans:
-        print(format_plan(plan, spec))
+        print(format_plan(plan, specs[plan.domain]))
         print(f"  tree file: specdyn run --tree paths:{out / domain_filename(plan.domain)}\n")
     print(f"wrote {written}", file=sys.stderr)
 
@@ -98,8 +98,9 @@ def run(args) -> int:
     batch = args.batch or int(run_tables.config.get("batch_size") or 1)
     costs = load_costs(run_tables, batch, args.measure, args.repeats)
     _warn(run_tables, costs, batch)
-    spec, shape = str(run_tables.config.get("tree", "?")), run_shape(run_tables.config)
-    plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, shape, domain_stats(run_tables, d))
+    configs = {d: domain_config(run_tables.config, d) for d in vectors}  # each domain's own tree
+    specs = {d: str(c.get("tree", "?")) for d, c in configs.items()}
+    plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, run_shape(configs[d]), domain_stats(run_tables, d))
              for d, v in vectors.items()]
-    _write(args, run_tables, plans, costs, batch, spec)
+    _write(args, run_tables, plans, costs, batch, specs)
     return 0

@@ -9,9 +9,9 @@ from specdyn.pipeline import DRAFTER_HELP, parse_drafter
 from specdyn.tree import parse_tree_spec
 
 
-def add_decode_args(p: argparse.ArgumentParser) -> None:
-    """Model, tree and limit options. Defaults come from the config dataclass (shown in --help)."""
-    d = DecodeConfig()
+def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
+    """Model, tree and limit options. Defaults come from the config dataclass ``cls`` (shown in --help)."""
+    d = cls()
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
     p.add_argument("--draft", help=f"draft model: registry name, HF hub id or local folder (default {d.draft})")
     p.add_argument("--target", help=f"target model: registry name, HF hub id or local folder (default {d.target})")

@@ -7,7 +7,7 @@ import sys
 
 from specdyn.commands.common import add_decode_args, config_from_args
 from specdyn.errors import SpecdynError
-from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, encode_raw, load_models
+from specdyn.pipeline import TextDecoder
 
 
 def add_parser(sub) -> None:
@@ -24,12 +24,8 @@ def run(args) -> int:
     if not args.prompt.strip():
         raise SpecdynError("empty prompt")
     config = config_from_args(args)
-    draft, target = load_models(config)
-    tok = target.tokenizer
-    ids = encode_raw(tok, args.prompt) if args.raw else encode_messages(tok, [{"role": "user", "content": args.prompt}])
-    check_fits(ids, config.max_new_tokens, context_limit(draft, target))
-    result = build_decoder(config, draft, target).generate(ids)
-    text = tok.decode(result.output_ids, skip_special_tokens=True)
+    result = TextDecoder(config).generate(args.prompt, raw=args.raw)
+    text, ids = result.text, result.prompt_ids
     emitted = len(result.output_ids)
     summary = {
         "steps": len(result.steps),

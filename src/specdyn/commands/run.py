@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--domain-trees", metavar="DIR",
                    help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`); "
                    "domains without a file use --tree")
-    add_decode_args(p)
+    add_decode_args(p, RunConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.set_defaults(func=run)

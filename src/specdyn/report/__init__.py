@@ -43,6 +43,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                  n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> ReportResult:
     """Read ``run_dir`` and write report.html, report.md (+ plots/*.png) and metrics.json to
     ``out_dir`` (default: the run folder). Raises SpecdynError on unusable input."""
+    if seed < 0:
+        raise SpecdynError(f"--seed must be >= 0 (got {seed})")
     if n_boot < MIN_BOOTSTRAP:
         raise SpecdynError(f"--bootstrap must be at least {MIN_BOOTSTRAP} (got {n_boot})")
     run = load_run(run_dir)

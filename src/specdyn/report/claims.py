@@ -159,7 +159,7 @@ def _lead(samples: dict[str, dict[str, Sampled]], chat: str, key: str) -> tuple[
     """Chat's value minus the highest other domain's, per resample; and that runner-up's name."""
     others = [d for d in samples if d != chat]
     runner_up = max(others, key=lambda d: samples[d][key].point)
-    best_other = np.max(np.stack([samples[d][key].boot for d in others]), axis=0)
+    best_other = np.nanmax(np.stack([samples[d][key].boot for d in others]), axis=0)  # a 1-prompt domain has no resamples
     diff = Sampled(samples[chat][key].point - samples[runner_up][key].point,
                    samples[chat][key].boot - best_other)
     return diff.estimate(), runner_up

