@@ -45,7 +45,7 @@ def test_malformed_tree(pair, capsys, tree, message):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("not json", "not valid JSON"), ("[]", "non-empty JSON list"), ("[[0], [1, 0]]", "prefix [1]"), ("[[0, -1]]", "ranks >= 0")],
+    [("not json", "not valid JSON"), ("[]", "non-empty JSON list"), ("[[0], [1, 0]]", "prefix [1]"), ("[[0, -1]]", "ranks in [0, 255)")],
 )
 def test_invalid_paths_file(pair, capsys, tmp_path, content, message):
     f = tmp_path / "paths.json"
