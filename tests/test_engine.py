@@ -173,3 +173,15 @@ def test_identical_draft_accepts_everything():
     decoder = SpeculativeDecoder(DraftModelProposer(target, static_shape(3, 2)), target, [EOS], max_new_tokens=40)
     res = decoder.generate([9, 9, 1, 2, 3])
     assert all(a == 3 for a in res.accepted[:-1])  # the draft *is* the target: every step accepts the full depth
+
+
+def test_decoder_is_reusable_and_survives_an_abandoned_call():
+    target = tiny_model("qwen2", seed=8)
+    decoder = SpeculativeDecoder(DraftModelProposer(perturbed(target, 0.3), static_shape(2, 2)), target, [EOS], 20)
+    prompts = [PromptInput(f"p{i}", [5 + i, 9, 14, 2 + i]) for i in range(3)]
+    first = decoder.generate(prompts[0].prompt_ids)
+    abandoned = decoder.generate_many(prompts, batch_size=3)
+    next(abandoned)  # stop iterating with rows still in flight
+    again = [decoder.generate(p.prompt_ids).output_ids for p in prompts]
+    assert again[0] == first.output_ids
+    assert again == [target_greedy(target, p.prompt_ids, 20, [EOS]) for p in prompts]

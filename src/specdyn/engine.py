@@ -110,17 +110,18 @@ class SpeculativeDecoder:
 
     def generate_many(self, prompts: Iterable[PromptInput], batch_size: int = 1) -> Iterator[GenerationResult]:
         """Decode prompts, up to ``batch_size`` at once; yield each result as its prompt finishes."""
+        self._reset()  # rows a previous, abandoned call left behind
         queue, rows = iter(prompts), []
         while True:
             rows += self._start(list(islice(queue, batch_size - len(rows))))
             if not rows:
                 return
             self.step(rows)
-            for row in rows:
-                if row.done:
-                    row.result.seconds = time.perf_counter() - row.started
-                    yield row.result
-            rows = self._drop_finished(rows)
+            finished = [r for r in rows if r.done]
+            rows = self._drop_finished(rows)  # before yielding: the caller may stop iterating
+            for row in finished:
+                row.result.seconds = time.perf_counter() - row.started
+                yield row.result
 
     def step(self, rows: list[_Row]) -> None:
         """One speculative step for every row: draft, verify, accept, commit, record."""
@@ -167,6 +168,10 @@ class SpeculativeDecoder:
         self.target.add_rows(contexts)
         self.proposer.add_rows(contexts)
         return [_Row(GenerationResult(p.prompt_id, list(p.prompt_ids)), now) for p in prompts]
+
+    def _reset(self) -> None:
+        self.target.select_rows([])
+        self.proposer.select_rows([])
 
     def _drop_finished(self, rows: list[_Row]) -> list[_Row]:
         keep = [i for i, r in enumerate(rows) if not r.done]
