@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from specdyn.budget.plan import Candidate, DomainPlan, preference
+from specdyn.errors import SpecdynError
 from specdyn.runstore import write_atomic
 from specdyn.tree import shape_to_paths_json
 
@@ -47,7 +48,15 @@ def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dic
     """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
 
     ``own_specs`` maps each domain to the tree spec the run used for it."""
-    out.mkdir(parents=True, exist_ok=True)
+    names = [domain_filename(p.domain) for p in plans]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise SpecdynError(f"domains {sorted(p.domain for p in plans if domain_filename(p.domain) in clash)} "
+                           f"map to the same file name {clash[0]}; rename them in the suite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecdynError(f"cannot write budget folder {out}: {exc.strerror}") from None
     domains = {}
     for plan in plans:
         name = domain_filename(plan.domain)

@@ -12,6 +12,10 @@ from specdyn.budget.plan import plan_domain
 from specdyn.budget.runs import RunTables, domain_config, domain_stats, load_run, run_shape
 from specdyn.errors import SpecdynError
 
+DEFAULT_MAX_NODES = 32  # largest node budget searched
+DEFAULT_MAX_DEPTH = 6  # largest tree depth searched
+DEFAULT_REPEATS = 5  # timed passes per size with --measure
+
 FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_draft(frontier_l) + t_target(nodes + 1)); "
            "expected_accepted = sum over nodes of prod p[rank] on the root path (bonus not counted)")
 
@@ -24,15 +28,18 @@ def add_parser(sub) -> None:
         "fastest predicted tree per domain as a paths: file for `specdyn run --tree paths:FILE`.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `specdyn run`")
-    p.add_argument("--max-nodes", type=int, default=32, metavar="N", help="largest node budget searched (default 32)")
-    p.add_argument("--max-depth", type=int, default=6, metavar="D", help="largest tree depth searched (default 6)")
+    p.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
+                   help=f"largest node budget searched (default {DEFAULT_MAX_NODES})")
+    p.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH, metavar="D",
+                   help=f"largest tree depth searched (default {DEFAULT_MAX_DEPTH})")
     p.add_argument("--min-observations", type=int, default=DEFAULT_MIN_OBSERVATIONS, metavar="M",
                    help=f"parent-accepted nodes needed per sibling rank (default {DEFAULT_MIN_OBSERVATIONS})")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default RUN_DIR/{BUDGET_DIR})")
     p.add_argument("--measure", action="store_true",
                    help=f"time the run's models on this machine and (re)write RUN_DIR/{COSTS_FILE}")
     p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the run's batch_size)")
-    p.add_argument("--repeats", type=int, default=5, metavar="R", help="timed passes per size with --measure (default 5)")
+    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
+                   help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
     p.set_defaults(func=run)
 
 
