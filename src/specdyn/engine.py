@@ -14,8 +14,7 @@ from itertools import islice
 
 import torch
 
-from specdyn.cache import CachedModel
-from specdyn.proposers import Proposer, pending_query, prefill
+from specdyn.proposers import CachedRows, Proposer, last_pending, pending_query
 from specdyn.records import NodeRecord, StepRecord
 from specdyn.tree import DraftTree
 from specdyn.verify import Acceptance, GreedyVerifier, Verifier, target_node_stats
@@ -52,28 +51,15 @@ class GenerationResult:
         return self.prompt_ids + self.output_ids
 
 
-class TargetScorer:
+class TargetScorer(CachedRows):
     """The target model's side of a step: score every tree node in one forward pass, then commit."""
-
-    def __init__(self, model):
-        self.model = model
-        self.lm = CachedModel(model)
-
-    def add_rows(self, contexts: list[list[int]]) -> None:
-        self.lm.append_rows(prefill(self.model, contexts))
-
-    def select_rows(self, rows: list[int]) -> None:
-        self.lm.select_rows(rows)
-
-    def commit(self, paths: list[list[int]]) -> None:
-        self.lm.commit(paths)
 
     def score(self, contexts: list[list[int]], trees: list[DraftTree]) -> list[torch.Tensor]:
         """Per row, ``[n + 1, vocab]`` logits: after the last committed token, then after each node."""
         cached = self.lm.context_len()
         feed = [list(range(len(t))) for t in trees]
         logits = self.lm.forward(pending_query(contexts, cached, trees, feed))  # [b, q, vocab]
-        first = [len(c) - k - 1 for c, k in zip(contexts, cached)]  # row of the last committed token
+        first = last_pending(contexts, cached)
         return [logits[b, i : i + len(t) + 1] for b, (i, t) in enumerate(zip(first, trees))]
 
 

@@ -76,6 +76,28 @@ def prefill(model, contexts: list[list[int]]) -> CachedModel:
     return lm
 
 
+def last_pending(contexts: list[list[int]], cached: list[int]) -> list[int]:
+    """Per row, the query index of the last committed token in a :func:`pending_query`."""
+    return [len(c) - k - 1 for c, k in zip(contexts, cached)]
+
+
+class CachedRows:
+    """A model plus its batched cache, kept in step with the batch's rows (shared by draft and target)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.lm = CachedModel(model)
+
+    def add_rows(self, contexts: list[list[int]]) -> None:
+        self.lm.append_rows(prefill(self.model, contexts))
+
+    def select_rows(self, rows: list[int]) -> None:
+        self.lm.select_rows(rows)
+
+    def commit(self, paths: list[list[int]]) -> None:
+        self.lm.commit(paths)
+
+
 @dataclass
 class Frontier:
     """A node awaiting children: its index (ROOT for the top), rank path, and draft distribution."""
@@ -85,30 +107,21 @@ class Frontier:
     logits: torch.Tensor  # [vocab]
 
 
-class DraftModelProposer(Proposer):
+class DraftModelProposer(CachedRows, Proposer):
     """A small causal LM expands a static tree shape level by level, one batched pass per level.
 
     Children of a node are the draft's top-ranked tokens at that node, in rank order.
     """
 
     def __init__(self, model, shape: TreeShape):
-        self.model, self.shape = model, shape
-        self.lm = CachedModel(model)
-
-    def add_rows(self, contexts):
-        self.lm.append_rows(prefill(self.model, contexts))
-
-    def select_rows(self, rows):
-        self.lm.select_rows(rows)
-
-    def commit(self, paths):
-        self.lm.commit(paths)
+        super().__init__(model)
+        self.shape = shape
 
     def _root_logits(self, contexts) -> list[torch.Tensor]:
         """Feed each row's uncached committed tokens; the draft's logits after the last one, per row."""
         cached = self.lm.context_len()
         logits = self.lm.forward(pending_query(contexts, cached))  # [b, q, vocab]
-        return [logits[b, len(c) - k - 1] for b, (c, k) in enumerate(zip(contexts, cached))]
+        return [logits[b, i] for b, i in enumerate(last_pending(contexts, cached))]
 
     def propose(self, contexts):
         trees = [DraftTree() for _ in contexts]
