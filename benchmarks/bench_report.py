@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from specdyn.report import build_report
-from specdyn.report.load import load_run
+from specdyn.rundir.reader import load_run
 from specdyn.report.metrics import compute
 from specdyn.report.synthetic import DomainSpec, SyntheticSpec, write_run
 

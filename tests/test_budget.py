@@ -21,8 +21,9 @@ from specdyn.cli import main
 from specdyn.engine import GenerationResult
 from specdyn.errors import SpecdynError
 from specdyn.records import NodeRecord, StepRecord
-from specdyn.runstore import RunStore
-from specdyn.tree import DEFAULT_TREE, TreeShape, parse_tree_spec, shape_from_paths, static_shape
+from specdyn.rundir.writer import RunStore
+from specdyn.defaults import DEFAULT_TREE
+from specdyn.engine.tree import TreeShape, parse_tree_spec, shape_from_paths, static_shape
 from tiny import perturbed, save_tiny_pair, tiny_model
 
 # ------------------------------------------------------------------ synthetic runs (also used by test_compare)

@@ -10,7 +10,8 @@ from specdyn.budget.compare import TreeRole, compare_runs
 from specdyn.budget.runs import load_run
 from specdyn.budget.sequoia import expected_accepted
 from specdyn.cli import main
-from specdyn.tree import DEFAULT_TREE, parse_tree_spec
+from specdyn.defaults import DEFAULT_TREE
+from specdyn.engine.tree import parse_tree_spec
 from test_budget import make_run, synthetic_costs
 
 P = {"code": [0.7, 0.15], "chat": [0.35, 0.2]}

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from specdyn.drafters import PromptLookupProposer, early_exit_model
+from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine import PromptInput, SpeculativeDecoder, target_greedy
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import build_proposer, parse_drafter
-from specdyn.proposers import DynamicDraftProposer, prune
-from specdyn.tree import DraftTree, DynamicSpec, parse_tree_spec, static_shape
+from specdyn.engine.proposers import DynamicDraftProposer, prune
+from specdyn.engine.tree import DraftTree, DynamicSpec, parse_tree_spec, static_shape
 from tiny import VOCAB, perturbed, tiny_model
 
 EOS = 3
@@ -81,7 +81,7 @@ def test_early_exit_lossless(arch):
     shallow = early_exit_model(target, 1)
     assert len(shallow.model.layers) == 1 and len(target.model.layers) == 3
     assert shallow.lm_head.weight is target.lm_head.weight
-    from specdyn.proposers import DraftModelProposer
+    from specdyn.engine.proposers import DraftModelProposer
 
     assert_lossless(DraftModelProposer(shallow, static_shape(2, 2)), target, prompts(3))
 

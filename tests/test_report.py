@@ -16,7 +16,7 @@ from specdyn.cli import main
 from specdyn.errors import SpecdynError
 from specdyn.report import build_report
 from specdyn.report.claims import Verdict, evaluate_claims
-from specdyn.report.load import load_run, run_from_tables
+from specdyn.rundir.reader import load_run, run_from_tables
 from specdyn.report.metrics import compute
 from specdyn.report.notions import Entropy, Notion
 from specdyn.report.stats import (

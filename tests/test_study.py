@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from specdyn.cli import main
-from specdyn.runstore import RunStore
+from specdyn.rundir.writer import RunStore
 from specdyn.suites import Prompt, write_suite
 from tiny import save_tiny_pair
 

@@ -7,10 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from specdyn.errors import SpecdynError
-from specdyn.tree import DEFAULT_TREE
-
-DEFAULT_DRAFT = "qwen2.5-coder-0.5b-instruct"
-DEFAULT_TARGET = "qwen2.5-coder-1.5b-instruct"
+from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_TARGET, DEFAULT_TREE
 
 
 @dataclass
@@ -19,7 +16,7 @@ class DecodeConfig:
 
     draft: str = DEFAULT_DRAFT
     target: str = DEFAULT_TARGET
-    drafter: str = "model"  # see specdyn.drafters.DRAFTER_HELP
+    drafter: str = "model"  # see specdyn.engine.drafters.DRAFTER_HELP
     tree: str = DEFAULT_TREE
     max_new_tokens: int = 128
     dtype: str = "bfloat16"

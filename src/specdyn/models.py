@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from specdyn.cachedir import CACHE_ENV, cache_root
+from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_TARGET
 from specdyn.errors import SpecdynError
 
 if TYPE_CHECKING:
@@ -90,8 +91,6 @@ def _split_entry(name, prefix, count, version, size, sha256, description) -> Reg
     return RegistryEntry(name, packages, part_files, size, sha256, description, version)
 
 
-DEFAULT_DRAFT = "qwen2.5-coder-0.5b-instruct"
-DEFAULT_TARGET = "qwen2.5-coder-1.5b-instruct"
 REGISTRY: dict[str, RegistryEntry] = {
     e.name: e
     for e in (

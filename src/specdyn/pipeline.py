@@ -5,9 +5,9 @@ from __future__ import annotations
 from specdyn.config import DecodeConfig, validate
 from specdyn.engine import SpeculativeDecoder
 from specdyn.errors import SpecdynError
-from specdyn.drafters import PromptLookupProposer, early_exit_model
-from specdyn.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
-from specdyn.tree import DynamicSpec, TreeSpec, kv_args, parse_tree_spec
+from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
+from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
+from specdyn.engine.tree import DynamicSpec, TreeSpec, kv_args, parse_tree_spec
 
 DRAFTER_HELP = (
     "model (the --draft model; default) | lookup[:ngram=N] (prompt lookup, no draft model) | "

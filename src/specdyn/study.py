@@ -20,9 +20,9 @@ from specdyn.config import RunConfig
 from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, tree_depth
-from specdyn.runstore import RunStore, write_atomic
+from specdyn.rundir.writer import RunStore, write_atomic
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
-from specdyn.tree import parse_tree_spec
+from specdyn.engine.tree import parse_tree_spec
 
 
 def load_prompts(config: RunConfig) -> list[Prompt]:

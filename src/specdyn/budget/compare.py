@@ -14,7 +14,7 @@ from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
 from specdyn.budget.runs import DomainStats, RunTables, domain_config, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
 from specdyn.budget.sequoia import expected_accepted
 from specdyn.errors import SpecdynError
-from specdyn.tree import DEFAULT_TREE
+from specdyn.defaults import DEFAULT_TREE
 
 RESAMPLES = 2000
 

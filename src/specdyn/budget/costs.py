@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from specdyn.cache import CachedModel, Query
+from specdyn.engine.cache import CachedModel, Query
 from specdyn.errors import SpecdynError
-from specdyn.proposers import pending_query, prefill
-from specdyn.runstore import write_atomic
-from specdyn.tree import DraftTree
+from specdyn.engine.proposers import pending_query, prefill
+from specdyn.rundir.writer import write_atomic
+from specdyn.engine.tree import DraftTree
 
 COSTS_FILE = "costs.json"
 DEFAULT_SIZES = (1, 2, 4, 8, 16, 32)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
-from specdyn.runstore import write_atomic
-from specdyn.tree import shape_to_paths_json
+from specdyn.rundir.writer import write_atomic
+from specdyn.engine.tree import shape_to_paths_json
 
 BUDGET_FILE = "budget.json"
 BUDGET_DIR = "budget"

@@ -21,7 +21,7 @@ from specdyn.budget.acceptance import AcceptanceVector
 from specdyn.budget.costs import CostModel
 from specdyn.budget.runs import DomainStats
 from specdyn.budget.sequoia import expected_accepted, sequoia_table
-from specdyn.tree import TreeShape
+from specdyn.engine.tree import TreeShape
 
 
 @dataclass

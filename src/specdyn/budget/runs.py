@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from specdyn.errors import SpecdynError
-from specdyn.runstore import RunStore
-from specdyn.tree import TreeShape, parse_tree_spec
+from specdyn.rundir.writer import RunStore
+from specdyn.engine.tree import TreeShape, parse_tree_spec
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 
 from specdyn.config import DecodeConfig, load_toml, merge, validate
 from specdyn.pipeline import DRAFTER_HELP, parse_drafter
-from specdyn.tree import parse_tree_spec
+from specdyn.engine.tree import parse_tree_spec
 
 
 def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:

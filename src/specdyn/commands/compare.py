@@ -8,7 +8,7 @@ from pathlib import Path
 from specdyn.budget.compare import compare_runs, to_json, to_markdown
 from specdyn.budget.runs import load_run
 from specdyn.errors import SpecdynError
-from specdyn.runstore import write_atomic
+from specdyn.rundir.writer import write_atomic
 
 
 def add_parser(sub) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from specdyn.errors import SpecdynError
 from specdyn.report.claims import Claim, Verdict, evaluate_claims
-from specdyn.report.load import RunData, load_run
+from specdyn.rundir.reader import RunData, load_run
 from specdyn.report.metrics import compute
 from specdyn.report.render import PROMPT_SAMPLES, build_document, to_html, to_markdown
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from specdyn.errors import SpecdynError
-from specdyn.report.load import RunData
+from specdyn.rundir.reader import RunData
 from specdyn.report.notions import Entropy, Notion
 from specdyn.report.stats import (
     Estimate, Resampled, Sampled, SumsLayout, fit_logistic, lr_test, mcfadden_r2,

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from specdyn.tree import ROOT, DraftTree
+from specdyn.engine.tree import ROOT, DraftTree
 
 
 @dataclass

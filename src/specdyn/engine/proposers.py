@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from specdyn.cache import CONTEXT, DEAD, CachedModel, Query
-from specdyn.tree import ROOT, DraftTree, DynamicSpec, TreeShape, ancestor_mask
-from specdyn.verify import distribution_stats
+from specdyn.engine.cache import CONTEXT, DEAD, CachedModel, Query
+from specdyn.engine.tree import ROOT, DraftTree, DynamicSpec, TreeShape, ancestor_mask
+from specdyn.engine.verify import distribution_stats
 
 
 class Proposer:

@@ -14,10 +14,10 @@ from itertools import islice
 
 import torch
 
-from specdyn.proposers import CachedRows, Proposer, last_pending, pending_query
+from specdyn.engine.proposers import CachedRows, Proposer, last_pending, pending_query
 from specdyn.records import NodeRecord, StepRecord
-from specdyn.tree import DraftTree
-from specdyn.verify import Acceptance, GreedyVerifier, Verifier, target_node_stats
+from specdyn.engine.tree import DraftTree
+from specdyn.engine.verify import Acceptance, GreedyVerifier, Verifier, target_node_stats
 
 
 @dataclass

@@ -209,5 +209,3 @@ def shape_to_paths_json(shape: TreeShape) -> str:
     """Serialize a shape as the JSON list accepted by ``paths:FILE``."""
     return json.dumps([list(p) for p in shape.paths])
 
-
-DEFAULT_TREE = "static:depth=3,branch=2"

@@ -6,8 +6,8 @@ import copy
 
 import torch
 
-from specdyn.proposers import Proposer
-from specdyn.tree import ROOT, DraftTree, TreeShape
+from specdyn.engine.proposers import Proposer
+from specdyn.engine.tree import ROOT, DraftTree, TreeShape
 
 
 class PromptLookupProposer(Proposer):
