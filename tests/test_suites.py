@@ -157,6 +157,56 @@ def test_load_suite_errors_name_the_line(tmp_path, bad, message):
         load_suite(path)
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (nested(100_000), r"line 2: JSON nested too deeply"),
+        (json.dumps(GOOD | {"id": "t/2"})[:-1] + ', "metadata": {"a": ' + nested(150) + "}}",
+         r"line 2: metadata is nested more than 100 levels deep"),
+        ('{"id": ' + nested(900) + "}", r"line 2: missing field"),
+        (json.dumps(GOOD | {"id": "t/2"})[:-1] + ', "metadata": {"n": ' + "7" * 5000 + "}}",
+         r"line 2: number too long \(.*5000 digits\)"),
+        (GOOD | {"id": "t/\ud800"}, r"line 2: id holds '\\ud800' at character 3, a lone surrogate"),
+        (GOOD | {"id": "t/2", "domain": "x\udfff"}, r"line 2: domain holds '\\udfff'"),
+        (GOOD | {"id": "t/2", "source": "\ud83d"}, r"line 2: source holds"),
+        (GOOD | {"id": "t/2", "messages": user("a\ud800")}, r"line 2: message 1 content holds '\\ud800'"),
+        (GOOD | {"id": "t/2", "metadata": {"a": [1, {"b": "\udc00"}]}}, r"line 2: metadata\['a'\]\[1\]\['b'\] holds"),
+        (GOOD | {"id": "t/2", "metadata": {"k\ud800": 1}}, r"line 2: a key of metadata holds"),
+    ],
+)
+def test_hostile_json_is_a_one_line_error(tmp_path, bad, message):
+    path = write_lines(tmp_path / "s.jsonl", [GOOD, bad])  # json.dumps writes a lone surrogate as "\ud800"
+    with pytest.raises(SpecdynError, match=message) as info:
+        load_suite(path)
+    assert "\n" not in str(info.value)
+
+
+def test_non_utf8_bytes_name_the_line_and_a_bom_is_accepted(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + json.dumps(GOOD | {"id": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(SpecdynError, match=r"s\.jsonl line 2: byte 0xe9 is not valid UTF-8"):
+        load_suite(path)
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert [p.id for p in load_suite(path)] == ["t/1"]
+
+
+def test_lone_surrogate_is_refused_by_show_and_run_before_anything_loads(tmp_path, capsys, monkeypatch):
+    path = write_lines(tmp_path / "s.jsonl", [GOOD | {"domain": "d\ud800"}])
+    assert main(["suite", "show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 1: domain holds '\\ud800'" in err
+    monkeypatch.setattr("specdyn.study.load_models", lambda config: pytest.fail("a model loaded"))
+    assert main(["run", "--suite", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "line 1: domain holds" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    with pytest.raises(SpecdynError, match="prompt 1: message 1 content holds"):
+        write_suite([Prompt("a", "d", "s", user("x\ud800"))], tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_blank_lines_are_skipped_and_empty_files_rejected(tmp_path):
     assert [p.id for p in load_suite(write_lines(tmp_path / "a.jsonl", ["", GOOD, "  "]))] == ["t/1"]
     with pytest.raises(SpecdynError, match="no prompts"):
@@ -245,6 +295,29 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("specdyn: error: ") and "line 2" in err and err.count("\n") == 1
     assert main(["suite", "export", "--per-domain", "999"]) == 2
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [(".", r"\. names a folder; give a file name such as suite\.jsonl"),
+     ("", "the suite file name is empty"),
+     ("/", "/ names a folder; give a file name such as /suite.jsonl"),
+     ("{tmp}/new/", "names a folder"),
+     ("{tmp}/missing/s.jsonl", "no such folder"),
+     ("{tmp}/file.txt/s.jsonl", "no such folder")],
+)
+def test_export_refuses_folders_and_empty_paths_before_building(tmp_path, monkeypatch, capsys, out, message):
+    (tmp_path / "file.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+
+    def no_suite(*args, **kwargs):
+        raise AssertionError("the suite was built before --out was checked")
+
+    monkeypatch.setattr("specdyn.commands.suite.default_suite", no_suite)
+    assert main(["suite", "export", "--out", out.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("specdyn: error: ") and re.search(message, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 def test_summary_counts_words_and_chars():

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 from specdyn import __version__
 from specdyn.errors import SpecdynError
+from specdyn.safetext import visible
 
 # Each module defines `add_parser(subparsers)` (registering its sub-command with `func=run`).
 COMMAND_MODULES = ["decode", "suite", "run", "report", "budget", "compare"]
@@ -32,15 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = build_parser().parse_args(argv)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows up here, not in Python's exit-time flush
+        return code
     except SpecdynError as exc:
-        print(f"specdyn: error: {exc}", file=sys.stderr)
+        print(f"specdyn: error: {visible(exc)}", file=sys.stderr)  # one line, control characters inert
         return 2
     except KeyboardInterrupt:
         print("specdyn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """Standard output was closed by its reader (`specdyn ... | head`): stop quietly, like Unix tools.
+
+    Later writes, including Python's flush at exit, go to /dev/null (as Python's signal docs advise);
+    the exit status is the shell's for a process ended by SIGPIPE (128 + 13)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
-from specdyn.cachedir import CACHE_ENV, cache_root
+from specdyn.cachedir import CACHE_ENV, cache_root, writable_dir
 from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_TARGET
 from specdyn.errors import SpecdynError
 
@@ -313,10 +313,19 @@ def _convert(entry: RegistryEntry, dest: Path) -> None:
     gguf.unlink(missing_ok=True)  # the stamp keeps its verified size and sha256
 
 
+def check_cache(names: list[str]) -> None:
+    """SpecdynError before any model loads if a registry model among `names` still has to be converted
+    and the cache cannot be written."""
+    for name in names:
+        if name in REGISTRY and converted_dir(REGISTRY[name]) is None:
+            writable_dir(model_dir(name))
+
+
 def prepare_registry_model(entry: RegistryEntry) -> Path:
     """The converted folder of `entry`, assembling and converting on first use."""
     folder = converted_dir(entry)
     if folder is None:
+        check_cache([entry.name])
         _convert(entry, model_dir(entry.name) / HF_DIR)
         folder = converted_dir(entry)
     return folder
@@ -414,6 +423,7 @@ def load_pair(
     draft: str, target: str, dtype: str = "bfloat16", device: str | None = None
 ) -> tuple[LoadedModel, LoadedModel]:
     """Load a draft and a target that share a tokenizer, as (draft, target)."""
+    check_cache([draft, target])
     d = load_model(draft, dtype, device)
     t = load_model(target, dtype, device)
     check_same_tokenizer(d, t)

@@ -21,6 +21,7 @@ from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, tree_depth
 from specdyn.rundir.writer import RunStore, write_atomic
+from specdyn.safetext import visible
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
 from specdyn.engine.tree import parse_tree_spec
 
@@ -107,7 +108,7 @@ class LiveStats:
 
     def line(self) -> str:
         return " ".join(
-            f"{d}: local {self.local[d] / max(1, self.nodes[d]):.2f} acc/step {self.accepted[d] / max(1, self.steps[d]):.2f}"
+            f"{visible(d)}: local {self.local[d] / max(1, self.nodes[d]):.2f} acc/step {self.accepted[d] / max(1, self.steps[d]):.2f}"
             for d in sorted(self.nodes)
         )
 

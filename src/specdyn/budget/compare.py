@@ -14,6 +14,7 @@ from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
 from specdyn.budget.runs import DomainStats, RunTables, domain_config, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
 from specdyn.budget.sequoia import expected_accepted
 from specdyn.errors import SpecdynError
+from specdyn.safetext import markdown
 from specdyn.defaults import DEFAULT_TREE
 
 RESAMPLES = 2000
@@ -175,13 +176,13 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
            "predicted: expected acc/step of the run's tree under a budget.json acceptance vector.", ""]
     head = "| # | run | drafter | tree | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s | predicted acc/step |"
     for c in comparisons:
-        out += [f"## {c.domain}", "", head, "|" + "---|" * 12]
+        out += [f"## {markdown(c.domain)}", "", head, "|" + "---|" * 12]
         for i, e in enumerate(c.entries, 1):
             s = e.stats
-            out.append(f"| {i} | {e.label} | {e.drafter} | `{e.tree}` | {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
+            out.append(f"| {i} | {markdown(e.label)} | {markdown(e.drafter)} | {markdown(e.tree)} | {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
                        f"| {s.accepted_per_step:.3f} | {s.accepted_per_step + 1:.3f} | {s.local_acceptance:.3f} "
                        f"| {s.tokens_per_second:.2f} | {_cell(e.predicted_accepted)} |")
-        out += [""] + c.verdict + [""]
+        out += [""] + [markdown(line) for line in c.verdict] + [""]
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
 from specdyn.rundir.writer import write_atomic
+from specdyn.safetext import visible
 from specdyn.engine.tree import shape_to_paths_json
 
 BUDGET_FILE = "budget.json"
@@ -85,7 +86,7 @@ def _header(plan: DomainPlan) -> list[str]:
     v = plan.vector
     p = ", ".join(f"{x:.3f} (n={t})" for x, t in zip(v.p, v.trials))
     dropped = f"; ranks {v.usable}+ left out (< {v.min_observations} observations)" if v.usable < len(v.rates) else ""
-    return [f"{plan.domain}: p by rank = [{p}]{dropped}",
+    return [f"{visible(plan.domain)}: p by rank = [{p}]{dropped}",
             f"  plain target decoding (predicted): {plan.baseline_tokens_per_second:.2f} tokens/s",
             "  budget limit nodes depth   acc/step   step ms   tokens/s   (acc/step: bonus not counted; tokens/s counts it)"]
 
@@ -93,7 +94,7 @@ def _header(plan: DomainPlan) -> list[str]:
 def _own(plan: DomainPlan, own_spec: str) -> list[str]:
     lines = []
     if plan.own:
-        lines.append(f"  own tree {own_spec}: {plan.own.shape.size} nodes, depth {plan.own.shape.depth}: predicted "
+        lines.append(f"  own tree {visible(own_spec)}: {plan.own.shape.size} nodes, depth {plan.own.shape.depth}: predicted "
                      f"{plan.own.expected_accepted:.3f} acc/step, {plan.own.step_seconds * 1e3:.1f} ms/step, "
                      f"{plan.own.tokens_per_second:.2f} tokens/s")
     if plan.measured:

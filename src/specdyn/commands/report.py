@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from specdyn.safetext import visible  # notes and paths may hold domain names and user paths
+
 
 def add_parser(subparsers) -> None:
     """Register the `report` sub-command."""
@@ -30,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     result = build_report(args.run_dir, args.out, n_boot=args.bootstrap, seed=args.seed)
     for note in result.metrics["notes"]:
-        print(f"note: {note}")
-    print(result.metrics["predictors"]["verdict"])
+        print(f"note: {visible(note)}")
+    print(visible(result.metrics["predictors"]["verdict"]))
     for claim in result.claims:
         entropy = f", {claim.entropy}" if claim.entropy else ""
         print(f"claim ({claim.id}) [{claim.notion}{entropy}]: {claim.verdict.value}")
-    print(f"wrote {result.html}\nwrote {result.markdown}\nwrote {result.metrics_json}")
+    for path in (result.html, result.markdown, result.metrics_json):
+        print(f"wrote {visible(path)}")
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from specdyn.safetext import visible
 from specdyn.suites import default_suite, dumps_suite, load_suite, summarize, write_suite
+from specdyn.suites.prompts import check_suite_path
 from specdyn.suites.summary import chat_token_counter, format_table
 
 
@@ -26,8 +28,11 @@ def add_parser(subparsers) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    to_stdout = args.out is None or args.out == "-"
+    if not to_stdout:
+        check_suite_path(args.out)  # before the (possibly downloading) suite is built
     prompts = default_suite(per_domain=args.per_domain, seed=args.seed)
-    if args.out is None or args.out == "-":
+    if to_stdout:
         sys.stdout.write(dumps_suite(prompts))
         return 0
     write_suite(prompts, args.out)
@@ -39,7 +44,7 @@ def _export(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     prompts = load_suite(args.file)
     counter = chat_token_counter(args.tokenizer) if args.tokenizer else None
-    print(f"{args.file}: {len(prompts)} prompts")
+    print(f"{visible(args.file)}: {len(prompts)} prompts")
     print(format_table(summarize(prompts, counter)))
     return 0
 

@@ -1,7 +1,8 @@
 """The report's figures, drawn with matplotlib (Agg) from the metrics dict and returned as PNG bytes.
 
 Every figure shows 95% prompt-level bootstrap CIs as error bars and names each domain's node / step /
-prompt counts in its legend.
+prompt counts in its legend. Domain names are drawn literally: math text (``$...$``) and TeX are off,
+and control characters are shown as inert escapes (:func:`specdyn.safetext.visible`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import numpy as np
 
 from specdyn.report.notions import Entropy, Notion
+from specdyn.safetext import visible
 
 DPI = 110
 
@@ -21,7 +23,8 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3})
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
+                         "text.parse_math": False, "text.usetex": False})  # names are not math
     return plt
 
 
@@ -36,7 +39,7 @@ def _png(fig, metrics: dict) -> bytes:
 
 
 def _label(name: str, group: dict) -> str:
-    return f"{name} ({group['nodes']:,} nodes, {group['steps']:,} steps, {group['prompts']:,} prompts)"
+    return f"{visible(name)} ({group['nodes']:,} nodes, {group['steps']:,} steps, {group['prompts']:,} prompts)"
 
 
 def _errors(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +106,7 @@ def accepted_length(metrics: dict) -> bytes:
         val, err = _errors([g[key] for g in groups.values()])
         ax.bar(x + shift, val, width=0.38, yerr=err, capsize=4, label=label)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="1.0 token per step")
-    ax.set_xticks(x, [f"{n}\n{g['nodes']:,} nodes\n{g['steps']:,} steps\n{g['prompts']:,} prompts"
+    ax.set_xticks(x, [f"{visible(n)}\n{g['nodes']:,} nodes\n{g['steps']:,} steps\n{g['prompts']:,} prompts"
                       for n, g in groups.items()])
     ax.set_ylabel("accepted tokens per step")
     ax.set_title("Expected accepted length per step (from steps' accepted)")
@@ -143,7 +146,7 @@ def entropy_distributions(metrics: dict) -> bytes:
             m = dist["mean"]
             ci = "" if m["ci_low"] is None else f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
             mean = "n/a" if m["value"] is None else f"{m['value']:.2f}"
-            ax.stairs(share, edges, label=f"{name}: mean {mean}{ci} nats; {group['nodes']:,} nodes, "
+            ax.stairs(share, edges, label=f"{visible(name)}: mean {mean}{ci} nats; {group['nodes']:,} nodes, "
                                           f"{group['steps']:,} steps, {group['prompts']:,} prompts")
         ax.set_xlabel(f"{src.value.replace('_', ' ')} (nats; last bin includes the top 0.5%)")
         ax.set_ylabel("share of nodes")

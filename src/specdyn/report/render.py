@@ -1,15 +1,16 @@
 """Turn the metrics and claims into one document, rendered as Markdown and as self-contained HTML.
 
 The document is a list of blocks (headings, paragraphs, lists, tables, figures) built once; both
-renderers escape every piece of text (prompt texts, domain names and ids come from user data).
+renderers pass every piece of text through :mod:`specdyn.safetext` (prompt texts, domain names and ids
+come from user data): it is shown literally, never as markup, and control characters are made inert.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from dataclasses import dataclass
 
+from specdyn.safetext import html, markdown, one_line
 from specdyn.report.claims import Claim, Verdict
 from specdyn.report.notions import Entropy, Notion
 
@@ -85,12 +86,17 @@ def build_document(metrics: dict, claims: list[Claim], prompts: dict[str, list[t
     blocks += _claims(claims)
     blocks += [Heading(2, "Prompts (sample)"),
                Table(["domain", "prompt id", "text"],
-                     [[d, pid, text[:PROMPT_CHARS] + ("…" if len(text) > PROMPT_CHARS else "")]
+                     [[d, pid, _excerpt(text)]
                       for d, rows in prompts.items() for pid, text in rows],
                      f"Up to {PROMPT_SAMPLES} finished prompts per domain, text cut at {PROMPT_CHARS} "
                      "characters.")]
     blocks += _definitions()
     return blocks
+
+
+def _excerpt(text: str) -> str:
+    """The first PROMPT_CHARS characters of a prompt text, on one line."""
+    return one_line(text[:PROMPT_CHARS] + ("…" if len(text) > PROMPT_CHARS else ""))
 
 
 def _claim_lines(claims: list[Claim]) -> list[str]:
@@ -252,29 +258,25 @@ def _definitions() -> list:
 # Renderers
 
 
-def _md(text: str) -> str:
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(blocks: list, image_dir: str = "plots") -> str:
     """Markdown with figures linked as ``image_dir/NAME.png`` (written next to report.md)."""
     out = []
     for b in blocks:
         if isinstance(b, Heading):
-            out.append(f"{'#' * b.level} {_md(b.text)}")
+            out.append(f"{'#' * b.level} {markdown(b.text)}")
         elif isinstance(b, Paragraph):
-            out.append(f"> **Note:** {_md(b.text)}" if b.note else _md(b.text))
+            out.append(f"> **Note:** {markdown(b.text)}" if b.note else markdown(b.text))
         elif isinstance(b, Bullets):
-            out.append("\n".join(f"- {_md(i)}" for i in b.items))
+            out.append("\n".join(f"- {markdown(i)}" for i in b.items))
         elif isinstance(b, Table):
-            lines = ["| " + " | ".join(_md(h) for h in b.header) + " |",
+            lines = ["| " + " | ".join(markdown(h) for h in b.header) + " |",
                      "|" + "---|" * len(b.header)]
-            lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in b.rows]
+            lines += ["| " + " | ".join(markdown(c) for c in row) + " |" for row in b.rows]
             if b.caption:
-                lines.append(f"\n*{_md(b.caption)}*")
+                lines.append(f"\n*{markdown(b.caption)}*")
             out.append("\n".join(lines))
         elif isinstance(b, Figure):
-            out.append(f"![{_md(b.name)}]({image_dir}/{b.name}.png)\n\n*{_md(b.caption)}*")
+            out.append(f"![{markdown(b.name)}]({image_dir}/{b.name}.png)\n\n*{markdown(b.caption)}*")
     return "\n\n".join(out) + "\n"
 
 
@@ -298,7 +300,7 @@ _VERDICT_CLASS = {Verdict.HOLDS.value: "holds", Verdict.DOES_NOT_HOLD.value: "do
 def _cell(text: str, tag: str) -> str:
     cls = _VERDICT_CLASS.get(text)
     attr = f' class="{cls}"' if cls else ""
-    return f"<{tag}{attr}>{html.escape(str(text))}</{tag}>"
+    return f"<{tag}{attr}>{html(str(text))}</{tag}>"
 
 
 def to_html(blocks: list, title: str = "specdyn report") -> str:
@@ -306,20 +308,20 @@ def to_html(blocks: list, title: str = "specdyn report") -> str:
     body = []
     for b in blocks:
         if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+            body.append(f"<h{b.level}>{html(b.text)}</h{b.level}>")
         elif isinstance(b, Paragraph):
-            body.append(f'<p class="note">{html.escape(b.text)}</p>' if b.note else
-                        f"<p>{html.escape(b.text)}</p>")
+            body.append(f'<p class="note">{html(b.text)}</p>' if b.note else
+                        f"<p>{html(b.text)}</p>")
         elif isinstance(b, Bullets):
-            body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             rows = "".join("<tr>" + "".join(_cell(c, "td") for c in row) + "</tr>" for row in b.rows)
-            caption = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
+            caption = f"<caption>{html(b.caption)}</caption>" if b.caption else ""
             head = "".join(_cell(h, "th") for h in b.header)
             body.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Figure):
             data = base64.b64encode(b.png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(b.name)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
+            body.append(f'<figure><img alt="{html(b.name)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html(b.caption)}</figcaption></figure>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html(title)}'
             f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

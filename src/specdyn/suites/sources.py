@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from specdyn.cachedir import cache_root
+from specdyn.cachedir import cache_root, writable_dir
 from specdyn.errors import SpecdynError
 
 
@@ -95,7 +95,7 @@ def _check_hash(wheel: Wheel, path: Path) -> None:
 
 def _download(wheel: Wheel, folder: Path) -> Path:
     """pip-download ``wheel`` into a scratch folder, check it, then move it into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    writable_dir(folder)
     scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
     try:
         cmd = pip_command(wheel, scratch)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from specdyn.errors import SpecdynError
+from specdyn.safetext import visible
 from specdyn.suites.prompts import Prompt
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
@@ -53,11 +54,11 @@ def summarize(prompts: list[Prompt], count_tokens: TokenCounter | None = None) -
 
 
 def format_table(summaries: list[DomainSummary]) -> str:
-    """A plain-text table, lengths as min/median/max, with a total row."""
+    """A plain-text table, lengths as min/median/max, with a total row; names shown with :func:`visible`."""
     header = ["domain", "prompts", "sources", "chars", "words"] + (["tokens"] if summaries[0].tokens else [])
     rows = [header]
     for s in summaries:
-        rows.append([s.domain, str(s.count), ",".join(s.sources), str(s.chars), str(s.words)])
+        rows.append([visible(s.domain), str(s.count), visible(",".join(s.sources)), str(s.chars), str(s.words)])
         rows[-1] += [str(s.tokens)] if s.tokens else []
     rows.append(["total", str(sum(s.count for s in summaries))])
     widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(header))]
