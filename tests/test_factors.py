@@ -25,7 +25,7 @@ import pytest
 from scipy import stats
 
 from specdyn.report.factors import (
-    FactorCells, compare_domain_depth, design, domain_permutation_test, factor_cells, pool_levels,
+    FactorCells, claim_a, compare_domain_depth, design, domain_permutation_test, factor_cells, pool_levels,
     spread, spread_matrix,
 )
 from specdyn.report.fits import fit_logit
@@ -155,3 +155,15 @@ def test_within_prompt_depth_removes_prompt_selection():
     within = result.depth_within_prompt
     assert within.fit.ok and within.prompts_used <= 50
     assert result.depth.sd > 0.3 and within.depth.sd < 0.1, (result.depth, within.depth)
+
+
+def test_claim_result_carries_numbers_and_fit_health():
+    cells = cells_of(TreeSim(prompts=30, seed=8, **DOMAIN_EFFECT))
+    claim = claim_a(compare_domain_depth(cells, permutations=199), "accepted_local", primary=True)
+    assert claim.claim == "a" and claim.primary and claim.verdict is Verdict.HOLDS
+    v = claim.values
+    assert v["fit"]["converged"] and not v["fit"]["separation"] and v["permutation_p"] < 0.05
+    assert v["difference"]["ci_low"] > 0 and v["domain_sd"] > v["depth_sd"] and "depth_within_prompt_sd" in v
+    assert "permutation p" in claim.summary and claim.to_dict()["verdict"] == "holds"
+    single = claim_a(compare_domain_depth(cells_of(TreeSim(means=(0.7,), prompts=5)), permutations=9), "x", False)
+    assert single.verdict is Verdict.NOT_APPLICABLE and "not applicable" in single.summary

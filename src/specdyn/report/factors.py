@@ -70,7 +70,7 @@ import numpy as np
 from scipy import stats
 
 from specdyn.report.fits import LogitFit, fit_logit, one_hot
-from specdyn.report.verdicts import Verdict
+from specdyn.report.verdicts import ClaimResult, Verdict
 
 LEVEL = 0.05  # two-sided: 95% intervals, and the permutation test at 5%
 PERMUTATIONS = 1999
@@ -327,3 +327,45 @@ def compare_domain_depth(cells: FactorCells, permutations: int = PERMUTATIONS, s
         reasons.append(f"within-prompt depth effect skipped: more than {MAX_FIXED_EFFECTS} prompts")
     return FactorComparison(verdict, reasons, spread(fit, A["domain"]), spread(fit, A["depth"]),
                             spread(fit, A["rank"]), diff, perm, fit, within, **base)
+
+
+CLAIM_A = "Task type predicts acceptance more strongly than tree depth."
+RULE_A = ("Logistic GLM of reached nodes' acceptance on domain + depth + sibling rank, prompt-clustered "
+          "covariance. Holds if a domain-label permutation test finds a domain effect (p < 0.05) and the "
+          "95% CI of Δ = debiased variance of domain's log-odds effects minus depth's lies above 0; does "
+          "not hold if that CI lies below 0; inconclusive otherwise or when a fit fails.")
+
+
+def _values(result: FactorComparison) -> dict:
+    out = {"prompts": result.prompts, "nodes": result.nodes, "depth_levels": result.depth_labels,
+           "rank_levels": result.rank_labels, "problems": result.reasons}
+    for name in ("domain", "depth", "rank"):
+        part = getattr(result, name)
+        if part is not None:
+            out[f"{name}_sd"], out[f"{name}_variance_debiased"] = part.sd, part.variance_debiased
+    if result.difference is not None:
+        d = result.difference
+        out["difference"] = {"value": d.value, "se": d.se, "ci_low": d.low, "ci_high": d.high}
+        out["permutation_p"], out["permutations"] = result.permutation.p_value, result.permutation.permutations
+        out["fit"] = {"converged": result.fit.converged, "iterations": result.fit.iterations,
+                      "separation": result.fit.separation, "rank_deficient": result.fit.rank_deficient}
+    if result.depth_within_prompt is not None:
+        out["depth_within_prompt_sd"] = result.depth_within_prompt.depth.sd
+    return out
+
+
+def _summary(result: FactorComparison) -> str:
+    if result.difference is None:
+        return f"not applicable: {'; '.join(result.reasons)}"
+    d = result.difference
+    text = (f"SD of log-odds effects: domain {result.domain.sd:.3f}, depth {result.depth.sd:.3f}, rank "
+            f"{result.rank.sd:.3f}; Δ {d.value:+.4f} [{d.low:+.4f}, {d.high:+.4f}]; domain permutation "
+            f"p = {result.permutation.p_value:.3f}")
+    if result.depth_within_prompt is not None:
+        text += f"; depth within prompts {result.depth_within_prompt.depth.sd:.3f}"
+    return text + "".join(f"; {r}" for r in result.reasons)
+
+
+def claim_a(result: FactorComparison, measure: str, primary: bool) -> ClaimResult:
+    """Claim (a) as a :class:`ClaimResult` (``measure``: the outcome, e.g. "accepted_local")."""
+    return ClaimResult("a", CLAIM_A, measure, primary, result.verdict, RULE_A, _summary(result), _values(result))

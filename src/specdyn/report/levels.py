@@ -70,7 +70,7 @@ class LevelTrials:
         return float(ratio(self.successes[prompts].sum(), self.trials[prompts].sum()))
 
 
-def _step_keys(nodes: NodeTable) -> np.ndarray:
+def step_keys(nodes: NodeTable) -> np.ndarray:
     """One integer per (prompt, step), increasing in both."""
     span = int(nodes.step.max()) + 1 if len(nodes.step) else 1
     return nodes.prompt.astype(np.int64) * span + nodes.step
@@ -79,7 +79,7 @@ def _step_keys(nodes: NodeTable) -> np.ndarray:
 def parent_rows(nodes: NodeTable) -> np.ndarray:
     """Row of each node's parent record; -1 for a child of the committed context or a missing parent."""
     span = int(max(nodes.node.max(), nodes.parent.max())) + 2 if len(nodes.node) else 1
-    base = _step_keys(nodes) * span
+    base = step_keys(nodes) * span
     key = base + nodes.node
     order = np.argsort(key, kind="stable")
     wanted = base + nodes.parent
@@ -100,7 +100,7 @@ def trial_table(nodes: NodeTable) -> TrialTable:
     when one of its nodes is on the accepted path."""
     rows = np.flatnonzero(parent_reached(nodes))
     span = int(nodes.parent.max()) + 2
-    key = _step_keys(nodes)[rows] * span + nodes.parent[rows] + 1
+    key = step_keys(nodes)[rows] * span + nodes.parent[rows] + 1
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     success = np.bincount(inverse, weights=nodes.accepted_path[rows], minlength=len(first)) > 0
     child = rows[first]
