@@ -113,7 +113,8 @@ def test_matches_brute_force_walk(seed):
 def test_depth_cap_pools_deep_trials():
     nodes = table([(0, 0, [0, 2, 6])])
     lv = level_trials(trial_table(nodes), 1, depth_cap=2)
-    assert lv.depths.tolist() == [1, 2] and lv.trials.tolist() == [[1, 2]] and lv.successes.tolist() == [[1, 2]]
+    assert lv.depths.tolist() == [1, 2]
+    assert lv.trials.tolist() == [[1, 2]] and lv.successes.tolist() == [[1, 2]]
 
 
 def test_row_order_and_reached_nodes():

@@ -57,7 +57,8 @@ def test_holm_applies_to_contradictions_only():
     one_bad = supported[:3] + [above("bad", sampled(-1.0, 0.1), 0.0)]
     assert all_of(one_bad).verdict is Verdict.DOES_NOT_HOLD
     # p against = 0.03 in one domain of four: significant alone, not after Holm (0.12)
-    borderline = supported[:3] + [above("edge", Sampled(-0.2, np.r_[np.full(15, 0.5), np.full(985, -0.5)]), 0.0)]
+    edge = Sampled(-0.2, np.r_[np.full(15, 0.5), np.full(985, -0.5)])
+    borderline = supported[:3] + [above("edge", edge, 0.0)]
     combined = all_of(borderline)
     assert borderline[3].p_against == pytest.approx(0.03)
     assert combined.p_against_holm[3] == pytest.approx(0.12) and combined.verdict is Verdict.INCONCLUSIVE
@@ -96,7 +97,8 @@ def test_every_domain_claims_are_calibrated_both_ways(fast_holm):
 
 
 def test_lead_takes_the_best_other_domain_per_resample():
-    values = {"chat": Sampled(0.8, np.array([0.8, 0.7, 0.9])), "code": Sampled(0.6, np.array([0.6, 0.75, 0.5])),
+    values = {"chat": Sampled(0.8, np.array([0.8, 0.7, 0.9])),
+              "code": Sampled(0.6, np.array([0.6, 0.75, 0.5])),
               "math": Sampled(0.7, np.array([0.5, 0.6, 0.95]))}
     ld = lead(values, "chat")
     assert ld.runner_up == "math" and ld.difference.point == pytest.approx(0.1)
@@ -109,18 +111,20 @@ def _alpha_by_domain(means, seed, names=("code", "math", "logic", "chat")) -> di
     layout = SumsLayout(run.n_prompts)
     add_level_sums(layout, lv)
     rng = np.random.default_rng(seed)
-    return {name: alpha(resample_group(layout, layout.matrix(), np.flatnonzero(run.prompt_domain == d), 400, rng))
-            for d, name in enumerate(names)}
+    groups = [resample_group(layout, layout.matrix(), np.flatnonzero(run.prompt_domain == d), 400, rng)
+              for d in range(len(names))]
+    return {name: alpha(group) for name, group in zip(names, groups)}
 
 
 def test_chat_has_the_highest_alpha():
     text = "Chat has the highest per-level acceptance α."
-    clear = claim_highest("b", text, "acceptance_level", _alpha_by_domain((0.5, 0.55, 0.6, 0.85), 1), "chat", True)
+    def check(means, seed):
+        return claim_highest("b", text, "acceptance_level", _alpha_by_domain(means, seed), "chat", True)
+
+    clear = check((0.5, 0.55, 0.6, 0.85), 1)
     assert clear.verdict is Verdict.HOLDS and clear.primary and "logic" in clear.summary
-    lower = claim_highest("b", text, "acceptance_level", _alpha_by_domain((0.5, 0.85, 0.6, 0.55), 2), "chat", True)
-    assert lower.verdict is Verdict.DOES_NOT_HOLD
-    missing = claim_highest("b", text, "acceptance_level", {"code": clear.values and Sampled(0.5, np.zeros(3))},
-                            None, True)
+    assert check((0.5, 0.85, 0.6, 0.55), 2).verdict is Verdict.DOES_NOT_HOLD
+    missing = claim_highest("b", text, "acceptance_level", {"code": Sampled(0.5, np.zeros(3))}, None, True)
     assert missing.verdict is Verdict.NOT_APPLICABLE
 
 
@@ -134,10 +138,13 @@ def test_a_tie_for_the_top_rarely_holds(fast_holm):
 def test_claim_d_needs_both_leads_and_literal_b():
     chat_high = {"chat": sampled(2.0, 0.05), "code": sampled(1.0, 0.05, seed=1)}
     chat_low = {"chat": sampled(1.0, 0.05), "code": sampled(2.0, 0.05, seed=1)}
-    both = claim_highest_in_all("d", "", {"draft_entropy": chat_high, "acceptance_level": chat_high}, "chat", True)
-    split = claim_highest_in_all("d", "", {"draft_entropy": chat_high, "acceptance_level": chat_low}, "chat", True)
+    both = claim_highest_in_all("d", "", {"draft_entropy": chat_high, "acceptance_level": chat_high},
+                                "chat", True)
+    split = claim_highest_in_all("d", "", {"draft_entropy": chat_high, "acceptance_level": chat_low},
+                                 "chat", True)
     assert both.verdict is Verdict.HOLDS and split.verdict is Verdict.DOES_NOT_HOLD
-    per_step = {"chat": sampled(1.3, 0.05), "code": sampled(0.7, 0.05, seed=1), "math": sampled(0.8, 0.05, seed=2)}
+    per_step = {"chat": sampled(1.3, 0.05), "code": sampled(0.7, 0.05, seed=1),
+                "math": sampled(0.8, 0.05, seed=2)}
     only = claim_only_target_above("b", "", "accepted_per_step", per_step, "chat", 1.0, False)
     assert only.verdict is Verdict.HOLDS
     per_step["math"] = sampled(1.2, 0.05, seed=2)
@@ -146,8 +153,8 @@ def test_claim_d_needs_both_leads_and_literal_b():
 
 
 def test_not_comparable_keeps_the_numbers():
-    literal = claim_every_domain_inside("c", "rho in [-0.20, -0.15]", "pearson", {"code": sampled(-0.17, 0.005)},
-                                        -0.2, -0.15, False)
+    literal = claim_every_domain_inside("c", "rho in [-0.20, -0.15]", "pearson",
+                                        {"code": sampled(-0.17, 0.005)}, -0.2, -0.15, False)
     assert literal.verdict is Verdict.HOLDS
     marked = not_comparable(literal, ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"))
     assert marked.verdict is Verdict.NOT_COMPARABLE and marked.values["computed_verdict"] == "holds"

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from specdyn.report.levels import NodeTable
+from specdyn.report.synthetic import full_tree  # noqa: F401  (re-exported for the tests)
 
 
 @dataclass
@@ -49,19 +50,6 @@ class SimRun:
     @property
     def n_prompts(self) -> int:
         return len(self.prompt_domain)
-
-
-def full_tree(depth: int, branch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parent, depth and sibling rank of every node, breadth-first."""
-    parent, depths, ranks, level = [], [], [], [-1]
-    for d in range(1, depth + 1):
-        nxt = []
-        for p in level:
-            for r in range(branch):
-                parent.append(p), depths.append(d), ranks.append(r)
-                nxt.append(len(parent) - 1)
-        level = nxt
-    return np.array(parent), np.array(depths), np.array(ranks)
 
 
 def _rates(sim: TreeSim, rng) -> tuple[np.ndarray, np.ndarray]:

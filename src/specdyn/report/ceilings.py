@@ -97,5 +97,5 @@ def shape_ceilings(parent: np.ndarray) -> Ceilings:
     for v, p in enumerate(parent):
         depth[v] = 1 if p < 0 else depth[p] + 1
     n = len(parent)
-    nodes = NodeTable(np.zeros(n, np.int64), np.zeros(n, np.int64), np.arange(n), parent, depth, np.zeros(n, bool))
-    return run_ceilings(nodes)
+    zeros = np.zeros(n, np.int64)
+    return run_ceilings(NodeTable(zeros, zeros, np.arange(n), parent, depth, zeros.astype(bool)))

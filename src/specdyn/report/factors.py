@@ -19,7 +19,8 @@ S_F² = β'A_Fβ in the coefficients. The plug-in β̂'A_Fβ̂ is biased upwards
 covariance of β̂): noise alone makes level effects spread; domain, estimated from few clusters, would
 gain the most. The comparison therefore uses the debiased difference
 
-    Δ = (β̂'A_domβ̂ − tr(A_dom Σ)) − (β̂'A_depthβ̂ − tr(A_depth Σ)) = β̂'Mβ̂ − tr(MΣ),  M = A_dom − A_depth,
+    Δ = (β̂'A_domβ̂ − tr(A_dom Σ)) − (β̂'A_depthβ̂ − tr(A_depth Σ)) = β̂'Mβ̂ − tr(MΣ),
+    M = A_dom − A_depth,
 
 with the normal-theory standard error se(Δ) = sqrt(4 β̂'MΣMβ̂ + 2 tr(MΣMΣ)).
 
@@ -155,7 +156,8 @@ def design(cells: FactorCells, factors: tuple[str, ...] = ("domain", "depth", "r
     index = {"domain": cells.domain, "depth": cells.depth, "rank": cells.rank}
     sizes = {"domain": cells.n_domains, "depth": len(cells.depth_labels), "rank": len(cells.rank_labels)}
     _, prompt = np.unique(cells.prompt, return_inverse=True)
-    first = one_hot(prompt, prompt.max() + 1, drop_first=False) if absorb_prompts else np.ones((len(prompt), 1))
+    first = (one_hot(prompt, prompt.max() + 1, drop_first=False) if absorb_prompts
+             else np.ones((len(prompt), 1)))
     blocks, columns, start = [first], {}, first.shape[1]
     for name in factors:
         blocks.append(one_hot(index[name], sizes[name]))
@@ -224,7 +226,8 @@ def within_prompt_depth(cells: FactorCells) -> WithinPrompt:
     wins = np.bincount(cells.prompt, weights=cells.successes)
     total = np.bincount(cells.prompt, weights=cells.trials)
     keep = ((wins > 0) & (wins < total))[cells.prompt]
-    sub = replace(cells, **{k: getattr(cells, k)[keep] for k in ("prompt", "depth", "rank", "trials", "successes")})
+    sub = replace(cells, **{k: getattr(cells, k)[keep]
+                            for k in ("prompt", "depth", "rank", "trials", "successes")})
     des = design(sub, ("depth", "rank"), absorb_prompts=True)
     fit = fit_logit(des.X, sub.successes, sub.trials, groups=sub.prompt)
     return WithinPrompt(spread(fit, spread_matrix(des, "depth", sub.trials)), len(np.unique(sub.prompt)), fit)
@@ -255,7 +258,8 @@ def _score_statistic(residual: np.ndarray, labels: np.ndarray, n_domains: int) -
     return terms.reshape(labels.shape[0], n_domains).sum(axis=1)
 
 
-def domain_permutation_test(cells: FactorCells, permutations: int, rng: np.random.Generator) -> PermutationTest:
+def domain_permutation_test(cells: FactorCells, permutations: int,
+                            rng: np.random.Generator) -> PermutationTest:
     """Permute domain labels across prompts; the null model (depth + rank) is fitted once."""
     des = design(cells, ("depth", "rank"))
     null = fit_logit(des.X, cells.successes, cells.trials)
@@ -303,6 +307,16 @@ def decide(diff: Difference, perm: PermutationTest, fits_ok: bool, level: float 
     return Verdict.INCONCLUSIVE
 
 
+def _within(cells: FactorCells, reasons: list[str]) -> WithinPrompt | None:
+    """The within-prompt sensitivity fit, its problems appended to ``reasons`` (it does not decide)."""
+    if len(cells.prompt_domain) > MAX_FIXED_EFFECTS:
+        reasons.append(f"within-prompt depth effect skipped: more than {MAX_FIXED_EFFECTS} prompts")
+        return None
+    within = within_prompt_depth(cells)
+    reasons += [f"within-prompt fit (sensitivity only): {p}" for p in within.fit.problems()]
+    return within
+
+
 def compare_domain_depth(cells: FactorCells, permutations: int = PERMUTATIONS, seed: int = 0,
                          level: float = LEVEL, within_prompt: bool = True) -> FactorComparison:
     """Check claim (a) on the reached-node cells of one run (see the module docstring)."""
@@ -320,11 +334,7 @@ def compare_domain_depth(cells: FactorCells, permutations: int = PERMUTATIONS, s
     reasons = [f"full model: {p}" for p in fit.problems()]
     reasons += [f"model without domain: {p}" for p in perm.null_fit.problems()]
     verdict = decide(diff, perm, fit.ok and perm.null_fit.ok, level)
-    within = None
-    if within_prompt and len(cells.prompt_domain) <= MAX_FIXED_EFFECTS:
-        within = within_prompt_depth(cells)
-    elif within_prompt:
-        reasons.append(f"within-prompt depth effect skipped: more than {MAX_FIXED_EFFECTS} prompts")
+    within = _within(cells, reasons) if within_prompt else None
     return FactorComparison(verdict, reasons, spread(fit, A["domain"]), spread(fit, A["depth"]),
                             spread(fit, A["rank"]), diff, perm, fit, within, **base)
 
@@ -346,7 +356,8 @@ def _values(result: FactorComparison) -> dict:
     if result.difference is not None:
         d = result.difference
         out["difference"] = {"value": d.value, "se": d.se, "ci_low": d.low, "ci_high": d.high}
-        out["permutation_p"], out["permutations"] = result.permutation.p_value, result.permutation.permutations
+        out["permutation_p"] = result.permutation.p_value
+        out["permutations"] = result.permutation.permutations
         out["fit"] = {"converged": result.fit.converged, "iterations": result.fit.iterations,
                       "separation": result.fit.separation, "rank_deficient": result.fit.rank_deficient}
     if result.depth_within_prompt is not None:
@@ -368,4 +379,5 @@ def _summary(result: FactorComparison) -> str:
 
 def claim_a(result: FactorComparison, measure: str, primary: bool) -> ClaimResult:
     """Claim (a) as a :class:`ClaimResult` (``measure``: the outcome, e.g. "accepted_local")."""
-    return ClaimResult("a", CLAIM_A, measure, primary, result.verdict, RULE_A, _summary(result), _values(result))
+    return ClaimResult("a", CLAIM_A, measure, primary, result.verdict, RULE_A, _summary(result),
+                       _values(result))

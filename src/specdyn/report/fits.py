@@ -74,16 +74,26 @@ def kernel_loglik(successes, trials, mu) -> float:
     return float(np.sum(special.xlogy(s, mu) + special.xlogy(n - s, 1.0 - mu)))
 
 
+def _non_empty(X, successes, trials, groups):
+    s, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    keep = n > 0
+    g = None if groups is None else np.asarray(groups)[keep]
+    return np.asarray(X, dtype=float)[keep], s[keep], n[keep], g
+
+
+def _separated(caught: list, mu: np.ndarray, cov: np.ndarray) -> bool:
+    flagged = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+    extreme = np.any((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS))
+    return bool(flagged or extreme or not np.all(np.isfinite(cov)))
+
+
 def fit_logit(X: np.ndarray, successes, trials, groups=None, max_iter: int = MAX_ITER) -> LogitFit:
     """Fit logit P(success) = X @ params on binomial cells with statsmodels' GLM (IRLS).
 
     ``groups`` (one cluster id per row, e.g. the prompt) gives a cluster-robust covariance. Empty
     cells (``trials == 0``) are dropped. Warnings raised by statsmodels are kept in ``messages``.
     """
-    s, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
-    keep = n > 0
-    X, s, n = np.asarray(X, dtype=float)[keep], s[keep], n[keep]
-    g = None if groups is None else np.asarray(groups)[keep]
+    X, s, n, g = _non_empty(X, successes, trials, groups)
     model = sm.GLM(np.column_stack([s, n - s]), X, family=sm.families.Binomial())
     cov = {} if g is None else {"cov_type": "cluster", "cov_kwds": {"groups": g, "use_correction": False}}
     with warnings.catch_warnings(record=True) as caught:
@@ -91,16 +101,13 @@ def fit_logit(X: np.ndarray, successes, trials, groups=None, max_iter: int = MAX
         res = model.fit(maxiter=max_iter, **cov)
     mu = np.asarray(res.mu, dtype=float)
     cov_params = np.asarray(res.cov_params(), dtype=float) * _cluster_factor(g)
-    flagged = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
-    extreme = bool(np.any((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS)))
     return LogitFit(
         params=np.asarray(res.params, dtype=float), cov=cov_params, loglik=kernel_loglik(s, n, mu),
         converged=bool(res.converged), iterations=int(res.fit_history["iteration"]),
-        separation=flagged or extreme or not np.all(np.isfinite(cov_params)),
+        separation=_separated(caught, mu, cov_params),
         rank_deficient=bool(np.linalg.matrix_rank(X) < X.shape[1]),
         clusters=None if g is None else len(np.unique(g)),
-        messages=sorted({str(w.message).splitlines()[0] for w in caught}),
-    )
+        messages=sorted({str(w.message).splitlines()[0] for w in caught}))
 
 
 def _cluster_factor(groups) -> float:

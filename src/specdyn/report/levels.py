@@ -155,7 +155,8 @@ def add_trial_pearson_sums(layout: SumsLayout, trials: TrialTable, x: np.ndarray
     xc = np.asarray(x, dtype=float) - np.mean(x)
     y = trials.success.astype(float)
     total = lambda w=None: np.bincount(trials.prompt, weights=w, minlength=n_prompts)  # noqa: E731
-    layout.add(f"trial-r:{name}", np.column_stack([total(), total(xc), total(y), total(xc**2), total(xc * y)]))
+    sums = [total(), total(xc), total(y), total(xc**2), total(xc * y)]
+    layout.add(f"trial-r:{name}", np.column_stack(sums))
 
 
 def trial_pearson(group: Resampled, name: str) -> Sampled:

@@ -5,8 +5,9 @@ Conventions (docs/report.md, "Verdicts"):
 - Every statement is tested in both directions against the prompt-bootstrap resamples, consistently
   with the report's 95% percentile intervals. For "θ > t" the p-value *for* the statement is
   p = min(1, 2 #{θ* ≤ t} / B) over the B defined resamples: p < 0.05 exactly when the 95% percentile
-  interval lies above t (up to the interpolation between two adjacent resamples). The p-value *against* it is the same with the inequality reversed. "θ inside (lo, hi)"
-  needs both ends (two one-sided tests: p_for is the larger of the two); it is contradicted when the
+  interval lies above t (up to the interpolation between two adjacent resamples). The p-value
+  *against* it is the same with the inequality reversed. "θ inside (lo, hi)" needs both ends (two
+  one-sided tests: p_for is the larger of the two); it is contradicted when the
   interval lies entirely below lo or entirely above hi (p_against is the smaller of the two).
 - A claim made of several statements (every domain; two contrasts) HOLDS when every statement is
   supported at 5%. No multiplicity correction is needed for that: all must reject, so the chance of a
