@@ -1,0 +1,167 @@
+"""Per-level acceptance α: the acceptance rate that fits the reference study (docs/report.md).
+
+A *trial* is a tree position the greedy acceptance walk reached and that has drafted children: the root
+(the last committed token) of every step with at least one drafted node, then every ``accepted_path``
+node with at least one child. The trial *succeeds* when one of its children is ``accepted_path``. Its
+depth is the depth of the children it tests (1 for the root). α = successes / trials, pooled over the
+trials of a group of prompts (a domain, all prompts) or of one depth.
+
+Under a constant α at every level of a full depth-d tree the accepted length without the bonus token is
+E[L] = α + α² + … + α^d (:func:`expected_length`). With prompt-to-prompt variation of α this is only an
+approximation (Jensen: E[α²] ≥ E[α]²).
+
+:func:`trial_table` lists the trials (the reached nodes grouped by their parent position). The counts
+are kept per prompt and depth (:class:`LevelTrials`) so that they plug into the report's prompt-level
+bootstrap as per-prompt sufficient sums (:func:`add_level_sums`, :func:`alpha`, :func:`alpha_by_depth`);
+so do the sums of a trial-level Pearson correlation between a per-position quantity (e.g. the draft's
+entropy at the trial position) and trial success (:func:`add_trial_pearson_sums`,
+:func:`trial_pearson`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from specdyn.report.stats import Resampled, Sampled, SumsLayout, pearson_from_sums, ratio
+
+TRIALS, SUCCESSES = "level:trials", "level:successes"  # SumsLayout blocks, one column per depth
+
+
+@dataclass
+class NodeTable:
+    """The node columns every tree statistic needs (one entry per node record, any row order).
+
+    ``prompt`` indexes prompts 0..n_prompts-1; ``parent`` is the parent's ``node`` index in the same
+    (prompt, step), -1 for a child of the last committed token.
+    """
+
+    prompt: np.ndarray
+    step: np.ndarray
+    node: np.ndarray
+    parent: np.ndarray
+    depth: np.ndarray
+    accepted_path: np.ndarray
+
+
+@dataclass
+class TrialTable:
+    """One row per trial: its prompt, depth (of the children it tests), success, and ``child``, the row
+    of one of its children (per-position quantities such as the entropy at the trial position are
+    recorded on every child; read them from this row)."""
+
+    prompt: np.ndarray
+    depth: np.ndarray
+    success: np.ndarray
+    child: np.ndarray
+
+
+@dataclass
+class LevelTrials:
+    """Trials and successes per prompt (rows) and trial depth (columns, labelled by ``depths``)."""
+
+    depths: np.ndarray
+    trials: np.ndarray
+    successes: np.ndarray
+
+    def alpha(self, prompts: np.ndarray | slice = slice(None)) -> float:
+        """Pooled α over the given prompts (NaN without trials)."""
+        return float(ratio(self.successes[prompts].sum(), self.trials[prompts].sum()))
+
+
+def step_keys(nodes: NodeTable) -> np.ndarray:
+    """One integer per (prompt, step), increasing in both."""
+    span = int(nodes.step.max()) + 1 if len(nodes.step) else 1
+    return nodes.prompt.astype(np.int64) * span + nodes.step
+
+
+def parent_rows(nodes: NodeTable) -> np.ndarray:
+    """Row of each node's parent record; -1 for a child of the committed context or a missing parent."""
+    span = int(max(nodes.node.max(), nodes.parent.max())) + 2 if len(nodes.node) else 1
+    base = step_keys(nodes) * span
+    key = base + nodes.node
+    order = np.argsort(key, kind="stable")
+    wanted = base + nodes.parent
+    pos = np.minimum(np.searchsorted(key[order], wanted), len(key) - 1)
+    found = (nodes.parent >= 0) & (key[order][pos] == wanted)
+    return np.where(found, order[pos], -1)
+
+
+def parent_reached(nodes: NodeTable, parents: np.ndarray | None = None) -> np.ndarray:
+    """Per node: the walk reached it (it hangs from the committed context, or its parent is on the
+    accepted path). A node whose parent record is missing counts as not reached."""
+    parents = parent_rows(nodes) if parents is None else parents
+    return np.where(parents >= 0, nodes.accepted_path[np.maximum(parents, 0)], nodes.parent < 0)
+
+
+def trial_table(nodes: NodeTable) -> TrialTable:
+    """Every trial of the run: the reached nodes grouped by (prompt, step, parent); a group succeeds
+    when one of its nodes is on the accepted path."""
+    rows = np.flatnonzero(parent_reached(nodes))
+    span = int(nodes.parent.max()) + 2
+    key = step_keys(nodes)[rows] * span + nodes.parent[rows] + 1
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    success = np.bincount(inverse, weights=nodes.accepted_path[rows], minlength=len(first)) > 0
+    child = rows[first]
+    return TrialTable(nodes.prompt[child], nodes.depth[child], success, child)
+
+
+def _per_prompt(prompt, depth_idx, n_prompts: int, n_depths: int, weights=None) -> np.ndarray:
+    flat = np.bincount(prompt * n_depths + depth_idx, weights=weights, minlength=n_prompts * n_depths)
+    return flat.reshape(n_prompts, n_depths).astype(float)
+
+
+def level_trials(trials: TrialTable, n_prompts: int, depth_cap: int | None = None) -> LevelTrials:
+    """Trials and successes per prompt and trial depth; ``depth_cap`` pools depths >= the cap into one
+    column labelled by the cap."""
+    depth = trials.depth if depth_cap is None else np.minimum(trials.depth, depth_cap)
+    depths = np.unique(depth) if len(depth) else np.array([1])
+    idx = np.searchsorted(depths, depth)
+    return LevelTrials(depths, _per_prompt(trials.prompt, idx, n_prompts, len(depths)),
+                       _per_prompt(trials.prompt, idx, n_prompts, len(depths), trials.success))
+
+
+def add_level_sums(layout: SumsLayout, levels: LevelTrials) -> None:
+    """Register the per-prompt trial and success counts (one column per depth) for the bootstrap."""
+    layout.add(TRIALS, levels.trials)
+    layout.add(SUCCESSES, levels.successes)
+
+
+def alpha(group: Resampled) -> Sampled:
+    """Pooled α of a resampled group of prompts, on the data and on every resample."""
+    return group.sample(lambda g: ratio(g(SUCCESSES).sum(axis=-1), g(TRIALS).sum(axis=-1)))
+
+
+def alpha_by_depth(group: Resampled, levels: LevelTrials) -> dict[int, Sampled]:
+    """α among the trials of each depth (keyed by depth) with at least one trial in the group."""
+    point, boot = group.columns(lambda g: ratio(g(SUCCESSES), g(TRIALS)))
+    counts = group.get(TRIALS)[0]
+    return {int(d): Sampled(float(point[j]), boot[:, j])
+            for j, d in enumerate(levels.depths) if counts[j] > 0}
+
+
+def expected_length(alpha_value, depth: int):
+    """α + α² + … + α^depth: accepted tokens per step (bonus excluded) under a constant α in a tree
+    whose every reached position has children down to ``depth``."""
+    a = np.asarray(alpha_value, dtype=float)
+    return sum(a**k for k in range(1, depth + 1))
+
+
+def add_trial_pearson_sums(layout: SumsLayout, trials: TrialTable, x: np.ndarray, name: str) -> None:
+    """Per-prompt sums for the Pearson correlation between ``x`` (one value per trial) and trial
+    success; ``x`` is centred first (the correlation is shift-invariant; this avoids cancellation)."""
+    n_prompts = layout.n_prompts
+    xc = np.asarray(x, dtype=float) - np.mean(x)
+    y = trials.success.astype(float)
+    total = lambda w=None: np.bincount(trials.prompt, weights=w, minlength=n_prompts)  # noqa: E731
+    sums = [total(), total(xc), total(y), total(xc**2), total(xc * y)]
+    layout.add(f"trial-r:{name}", np.column_stack(sums))
+
+
+def trial_pearson(group: Resampled, name: str) -> Sampled:
+    """Trial-level Pearson r registered by :func:`add_trial_pearson_sums`, on the data and resamples."""
+    def r(g):
+        s = g(f"trial-r:{name}")
+        return pearson_from_sums(s[..., 0], s[..., 1], s[..., 2], s[..., 3], s[..., 2], s[..., 4])
+    return group.sample(r)
