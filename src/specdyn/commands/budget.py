@@ -107,8 +107,8 @@ def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, 
 
 def run(args) -> int:
     _check(args)
+    out = out_path(args.out, Path(args.run_dir) / BUDGET_DIR)
     run = load_run(args.run_dir)
-    out = out_path(args.out, run.run_dir / BUDGET_DIR)
     print_notes(args.run_dir, run)
     config = run.manifest.require_config(args.run_dir)
     vectors = acceptance_vectors(run, args.min_observations)
