@@ -141,23 +141,23 @@ class KeyValueSpec:
 
     KIND: ClassVar[str]
     HELP: ClassVar[str]  # the usage line, e.g. ``static:depth=D,branch=B``
-    FLAG: ClassVar[str]  # the command-line option it comes from, for messages
+    FAMILY: ClassVar[str]  # "tree" or "drafter": the option ``--FAMILY`` it comes from, for messages
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value, low, high = getattr(self, f.name), f.metadata["low"], f.metadata["high"]
             if type(value) is not int:
-                raise SpecdynError(f"{self.KIND} {self.FLAG[2:]}: {f.name} must be an integer (got {value!r})")
+                raise SpecdynError(f"{self.KIND} {self.FAMILY}: {f.name} must be an integer (got {value!r})")
             if not low <= value <= high:
                 bound = f">= {low}" if value < low else f"<= {high}"
-                raise SpecdynError(f"{self.KIND} {self.FLAG[2:]} needs {f.name} {bound} (got {f.name}={value})")
+                raise SpecdynError(f"{self.KIND} {self.FAMILY} needs {f.name} {bound} (got {f.name}={value})")
 
     @classmethod
     def from_args(cls, args: dict[str, int], spec: str):
         names = {f.name for f in fields(cls)}
         required = {f.name for f in fields(cls) if f.default is MISSING}
         if set(args) - names or required - set(args):
-            raise SpecdynError(f"malformed {cls.FLAG} {spec!r}: expected exactly {cls.HELP.split(' ')[0]}")
+            raise SpecdynError(f"malformed --{cls.FAMILY} {spec!r}: expected exactly {cls.HELP.split(' ')[0]}")
         return cls(**args)
 
     @property
@@ -188,7 +188,7 @@ class StaticTree(KeyValueSpec):
 
     KIND: ClassVar[str] = "static"
     HELP: ClassVar[str] = "static:depth=D,branch=B"
-    FLAG: ClassVar[str] = "--tree"
+    FAMILY: ClassVar[str] = "tree"
     depth: int = arg()
     branch: int = arg(high=MAX_RANK)
 
@@ -262,7 +262,7 @@ class DynamicTree(KeyValueSpec):
 
     KIND: ClassVar[str] = "dynamic"
     HELP: ClassVar[str] = "dynamic:nodes=N,depth=D,topk=K"
-    FLAG: ClassVar[str] = "--tree"
+    FAMILY: ClassVar[str] = "tree"
     nodes: int = arg()
     depth: int = arg(high=MAX_DYNAMIC_CANDIDATES)
     topk: int = arg(high=MAX_RANK)
@@ -326,7 +326,7 @@ class ModelDrafter(KeyValueSpec):
 
     KIND: ClassVar[str] = "model"
     HELP: ClassVar[str] = "model (the --draft model; default)"
-    FLAG: ClassVar[str] = "--drafter"
+    FAMILY: ClassVar[str] = "drafter"
     uses_draft_model: ClassVar[bool] = True
     takes_dynamic_trees: ClassVar[bool] = True
 
@@ -338,7 +338,7 @@ class LookupDrafter(KeyValueSpec):
 
     KIND: ClassVar[str] = "lookup"
     HELP: ClassVar[str] = "lookup[:ngram=N] (prompt lookup, no draft model)"
-    FLAG: ClassVar[str] = "--drafter"
+    FAMILY: ClassVar[str] = "drafter"
     uses_draft_model: ClassVar[bool] = False
     takes_dynamic_trees: ClassVar[bool] = False
     ngram: int = arg(high=MAX_NGRAM, default=3)
@@ -350,7 +350,7 @@ class EarlyExitDrafter(KeyValueSpec):
 
     KIND: ClassVar[str] = "early-exit"
     HELP: ClassVar[str] = "early-exit:layers=K (the target's first K layers + its head)"
-    FLAG: ClassVar[str] = "--drafter"
+    FAMILY: ClassVar[str] = "drafter"
     uses_draft_model: ClassVar[bool] = False
     takes_dynamic_trees: ClassVar[bool] = True
     layers: int = arg(high=MAX_LAYERS)

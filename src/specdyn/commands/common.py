@@ -11,17 +11,19 @@ from pathlib import Path
 from specdyn.config import RUN_ONLY_KEYS, DecodeConfig, merge, read_toml
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import resolve_models
-from specdyn.specs import DRAFTER_HELP, TREE_HELP
+from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP
 
 
 def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
     """Model, tree and limit options. Defaults come from the config dataclass ``cls`` (shown in --help)."""
     d = cls()
-    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
-    p.add_argument("--draft", help=f"draft model: registry name, HF hub id or local folder (default {d.draft})")
+    ignored = "; settings only `run` uses are ignored with a note" if cls is DecodeConfig else ""
+    p.add_argument("--config", metavar="FILE.toml", help=f"read settings from a TOML file (flags override it{ignored})")
+    p.add_argument("--draft", help=f"draft model: registry name, HF hub id or local folder (a name starting with "
+                   f"., / or ~, or existing on disk, is a folder) (default {d.draft})")
     p.add_argument("--target", help=f"target model: registry name, HF hub id or local folder (default {d.target})")
     p.add_argument("--drafter", help=f"how trees are drafted: {DRAFTER_HELP}")
-    p.add_argument("--tree", metavar="SPEC", help=f"tree: {TREE_HELP} (default {d.tree.text}; at most 1024 nodes)")
+    p.add_argument("--tree", metavar="SPEC", help=f"tree: {TREE_HELP} (default {d.tree.text}; at most {MAX_TREE_NODES} nodes)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
