@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def run_args(pair, suite, out, *extra):
 @pytest.mark.parametrize("extra, message", [
     (["--tree", "static:depth=100,branch=100"], "more than 1024 nodes"),
     (["--tree", "dynamic:nodes=99999999999999999999,depth=2,topk=2"], "needs nodes <= 1024"),
-    (["--tree", "dynamic:nodes=8,depth=5000,topk=200"], "candidates per step"),
+    (["--tree", "dynamic:nodes=8,depth=1000,topk=200"], "candidates per step"),
     (["--tree", "static:depth=3,depth=4,branch=2"], "key 'depth' is given twice"),
     (["--drafter", "lookup:ngram=2,ngram=3"], "key 'ngram' is given twice"),
     (["--drafter", "lookup", "--tree", "dynamic:nodes=4,depth=2,topk=2"], "not a dynamic one"),
@@ -147,11 +148,14 @@ def test_a_failed_start_never_blocks_the_corrected_command(pair, suite, tmp_path
     stale = {"status": "running", "config": {"tree": "static:depth=1,branch=1", "drafter": "early-exit:layers=999"}}
     (out / "manifest.json").write_text(json.dumps(stale))  # another config, no finished prompt
     assert main(run_args(pair, suite, out)) == 0
-    assert "no finished prompt; starting over" in capsys.readouterr().err
+    assert "with no finished prompt; starting over" in capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["drafter"] == "model"
     assert main(run_args(pair, suite, out, "--tree", "static:depth=1,branch=1")) == 2  # finished prompts: refused
     assert "different config (tree differ)" in capsys.readouterr().err
+    shutil.rmtree(out / "prompts")
+    (out / "manifest.json").write_bytes(b"\xff{broken")  # no finished prompt, unreadable manifest: replaced too
+    assert main(run_args(pair, suite, out)) == 0
 
 
 # ------------------------------------------------------------------ configs

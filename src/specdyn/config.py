@@ -14,6 +14,7 @@ from pathlib import Path
 
 from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_DRAFTER, DEFAULT_TARGET, DEFAULT_TREE
 from specdyn.errors import SpecdynError
+from specdyn.files import read_text
 from specdyn.specs import (
     DomainTrees, DrafterSpec, TreeSpec, check_drafter_tree, parse_domain_trees, parse_drafter, parse_tree,
     tree_from_record, tree_record,
@@ -151,12 +152,9 @@ def merge(config, overrides: dict, origin: str = "command line"):
 
 def read_toml(path: str | Path) -> dict:
     """The key/value pairs of a TOML config file."""
+    text = read_text(path, "config")
     try:
-        return tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise SpecdynError(f"cannot read config {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecdynError(f"config {path} is not UTF-8 text") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecdynError(f"config {path} is not valid TOML: {exc}") from None
 

@@ -7,9 +7,12 @@ canonical form (written to manifests, compared on resume) and whose limits are k
 tree: trees say ``max_depth`` and ``max_nodes``. Integer arguments are declared with :func:`arg` (bounds,
 default); :class:`KeyValueSpec` parses, checks and prints them.
 
-To add a kind, write a frozen dataclass deriving from :class:`KeyValueSpec` with ``KIND`` and ``HELP``, give
-it its family's properties (trees: ``shape``, ``max_depth``, ``max_nodes``; drafters: ``uses_draft_model``,
-``takes_dynamic_trees``) and list it in ``TREE_KINDS`` or ``DRAFTER_KINDS``.
+To add a kind, write a frozen dataclass deriving from its family's base, :class:`TreeSpec` (with
+:class:`KeyValueSpec` for ``key=value`` kinds) or :class:`DrafterSpec`, with ``KIND`` and ``HELP``; give it
+the family's properties (trees: ``shape``, ``max_depth``, ``max_nodes``; drafters: ``uses_draft_model``,
+``takes_dynamic_trees``), list it in ``TREE_KINDS`` or ``DRAFTER_KINDS``, and build its proposer in
+:func:`specdyn.pipeline.build_proposer`. Another family (a sampling spec, say) is a new base class with
+its own ``FAMILY``, kinds and ``parse_...`` function.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from specdyn.errors import SpecdynError
+from specdyn.files import read_text
 
 MAX_TREE_NODES = 1024  # verifying n nodes computes n + 1 rows of logits over the vocabulary (and an n x (context + n) mask)
 MAX_RANK = 255  # sibling ranks index the draft's top-k: below this in paths files, topk and branch at most this
@@ -182,13 +186,26 @@ def _parse_kv(spec: str, kinds: Mapping[str, type], noun: str, usage: str):
 # Trees (`--tree`)
 
 
+class TreeSpec:
+    """What every tree kind says: ``text`` (canonical), ``shape`` (its :class:`TreeShape`, or None when
+    the tree is chosen at every step), ``max_depth`` and ``max_nodes`` (known without building it)."""
+
+    FAMILY: ClassVar[str] = "tree"
+    shape: TreeShape | None
+    text: str
+    max_depth: int
+    max_nodes: int
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True)
-class StaticTree(KeyValueSpec):
+class StaticTree(KeyValueSpec, TreeSpec):
     """The full tree of ``depth`` levels with ``branch`` children per node (the draft's top-``branch``)."""
 
     KIND: ClassVar[str] = "static"
     HELP: ClassVar[str] = "static:depth=D,branch=B"
-    FAMILY: ClassVar[str] = "tree"
     depth: int = arg()
     branch: int = arg(high=MAX_RANK)
 
@@ -211,7 +228,7 @@ class StaticTree(KeyValueSpec):
 
 
 @dataclass(frozen=True)
-class PathsTree:
+class PathsTree(TreeSpec):
     """A static tree read from a JSON file of rank paths (``paths:FILE``); ``source`` is the file's
     absolute path, ``shape`` its content when it was read."""
 
@@ -240,31 +257,24 @@ class PathsTree:
     def max_nodes(self) -> int:
         return self.shape.size
 
-    def __str__(self) -> str:
-        return self.text
-
 
 def _read_json(path: Path, name: str) -> object:
+    text = read_text(path, "tree paths file")
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise SpecdynError(f"cannot read tree paths file {name!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecdynError(f"tree paths file {name!r} is not UTF-8 text") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecdynError(f"tree paths file {name!r} is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True)
-class DynamicTree(KeyValueSpec):
+class DynamicTree(KeyValueSpec, TreeSpec):
     """EAGLE-2 style dynamic tree: expand the ``topk`` best frontier nodes per level for ``depth`` levels,
     then keep the ``nodes`` best nodes overall by cumulative draft probability."""
 
     KIND: ClassVar[str] = "dynamic"
     HELP: ClassVar[str] = "dynamic:nodes=N,depth=D,topk=K"
-    FAMILY: ClassVar[str] = "tree"
     nodes: int = arg()
-    depth: int = arg(high=MAX_DYNAMIC_CANDIDATES)
+    depth: int = arg()
     topk: int = arg(high=MAX_RANK)
     shape: ClassVar[None] = None  # no static shape: the tree is chosen at every step
 
@@ -287,7 +297,6 @@ class DynamicTree(KeyValueSpec):
         return self.nodes
 
 
-TreeSpec = StaticTree | PathsTree | DynamicTree
 TREE_KINDS: dict[str, type] = {k.KIND: k for k in (StaticTree, DynamicTree)}  # key=value kinds
 TREE_HELP = " | ".join(k.HELP for k in (StaticTree, PathsTree, DynamicTree))
 
@@ -320,43 +329,44 @@ def tree_from_record(record: object, origin: str) -> TreeSpec:
 # Drafters (`--drafter`)
 
 
-@dataclass(frozen=True)
-class ModelDrafter(KeyValueSpec):
-    """The ``--draft`` model expands the tree."""
+class DrafterSpec(KeyValueSpec):
+    """What every drafter kind says: whether it runs the ``--draft`` model (else none is loaded) and
+    whether it can draft dynamic trees."""
 
-    KIND: ClassVar[str] = "model"
-    HELP: ClassVar[str] = "model (the --draft model; default)"
     FAMILY: ClassVar[str] = "drafter"
-    uses_draft_model: ClassVar[bool] = True
+    uses_draft_model: ClassVar[bool] = False
     takes_dynamic_trees: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
-class LookupDrafter(KeyValueSpec):
+class ModelDrafter(DrafterSpec):
+    """The ``--draft`` model expands the tree."""
+
+    KIND: ClassVar[str] = "model"
+    HELP: ClassVar[str] = "model (the --draft model; default)"
+    uses_draft_model: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class LookupDrafter(DrafterSpec):
     """Prompt lookup: continuations of the longest earlier match (up to ``ngram`` tokens) of the context's
     suffix; no model."""
 
     KIND: ClassVar[str] = "lookup"
     HELP: ClassVar[str] = "lookup[:ngram=N] (prompt lookup, no draft model)"
-    FAMILY: ClassVar[str] = "drafter"
-    uses_draft_model: ClassVar[bool] = False
     takes_dynamic_trees: ClassVar[bool] = False
     ngram: int = arg(high=MAX_NGRAM, default=3)
 
 
 @dataclass(frozen=True)
-class EarlyExitDrafter(KeyValueSpec):
+class EarlyExitDrafter(DrafterSpec):
     """The target's first ``layers`` layers with its own final norm and head (fewer than the target has)."""
 
     KIND: ClassVar[str] = "early-exit"
     HELP: ClassVar[str] = "early-exit:layers=K (the target's first K layers + its head)"
-    FAMILY: ClassVar[str] = "drafter"
-    uses_draft_model: ClassVar[bool] = False
-    takes_dynamic_trees: ClassVar[bool] = True
     layers: int = arg(high=MAX_LAYERS)
 
 
-DrafterSpec = ModelDrafter | LookupDrafter | EarlyExitDrafter
 DRAFTER_KINDS: dict[str, type] = {k.KIND: k for k in (ModelDrafter, LookupDrafter, EarlyExitDrafter)}
 DRAFTER_HELP = " | ".join(k.HELP for k in DRAFTER_KINDS.values())
 

@@ -74,22 +74,35 @@ def new_manifest(config: RunConfig, prompts: list[Prompt]) -> RunManifest:
 
 
 def check_resumable(writer: RunWriter, manifest: RunManifest) -> RunManifest | None:
-    """The existing manifest if the folder holds this very run; None for a new or empty folder, or for a
-    run of another config that has no finished prompt yet (it is replaced: a failed start never blocks
-    the corrected command); refuse a folder of another run or that is no run folder."""
+    """The existing manifest if the folder holds this very run, else None for a new folder. A folder with
+    finished prompts of another run is refused; one whose manifest is of another config (or unreadable) but
+    that has no finished prompt is a failed start and is replaced, so it never blocks the corrected
+    command; a non-empty folder that is no run folder is refused."""
+    if writer.has_finished_prompts():
+        return _same_run(writer, manifest)
+    try:
+        old = writer.read_manifest()
+    except SpecdynError as exc:
+        old = exc
+    if isinstance(old, RunManifest) and old.identity() == manifest.identity():
+        return old
+    if old is not None:
+        print(f"specdyn: note: {writer.root} holds an unfinished run of another config (or an unreadable "
+              "manifest) with no finished prompt; starting over", file=sys.stderr)
+    elif writer.root.exists() and any(not p.name.startswith(".") for p in writer.root.iterdir()):
+        raise SpecdynError(f"{writer.root} is not empty and is not a specdyn run folder; choose another --out")
+    return None
+
+
+def _same_run(writer: RunWriter, manifest: RunManifest) -> RunManifest:
     old = writer.read_manifest()
     if old is None:
-        if writer.root.exists() and any(not p.name.startswith(".") for p in writer.root.iterdir()):
-            raise SpecdynError(f"{writer.root} is not empty and is not a specdyn run folder; choose another --out")
-        return None
-    if old.identity() == manifest.identity():
-        return old
-    if not writer.has_finished_prompts():
-        print(f"specdyn: note: {writer.root} holds a run of another config with no finished prompt; starting over",
-              file=sys.stderr)
-        return None
-    raise SpecdynError(f"{writer.root} holds a run with a different config ({_difference(old, manifest)} differ); "
-                       "use another --out")
+        raise SpecdynError(f"{writer.root} holds records but no manifest.json: not a specdyn run folder; "
+                           "choose another --out")
+    if old.identity() != manifest.identity():
+        raise SpecdynError(f"{writer.root} holds a run with a different config ({_difference(old, manifest)} "
+                           "differ); use another --out")
+    return old
 
 
 def _difference(old: RunManifest, new: RunManifest) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from specdyn.atomic import write_text_atomic
+from specdyn.files import read_text, write_text_atomic
 from specdyn.defaults import TIMING_CONTEXT
 from specdyn.errors import SpecdynError
 from specdyn.records import Role, Timing
@@ -108,9 +108,8 @@ class CostModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "CostModel":
+        text = read_text(path, "cost model")
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
-        except OSError as exc:
-            raise SpecdynError(f"cannot read cost model {path}: {exc.strerror}") from None
+            return cls.from_json(json.loads(text))
         except json.JSONDecodeError as exc:
             raise SpecdynError(f"cost model {path} is not valid JSON: {exc}") from None

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from specdyn.atomic import write_text_atomic
+from specdyn.files import write_text_atomic
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
 from specdyn.specs import SUMMARY_FILE, domain_filename

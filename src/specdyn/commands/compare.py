@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from specdyn.atomic import write_text_atomic
+from specdyn.files import write_text_atomic
 from specdyn.budget.compare import compare_runs, to_json, to_markdown
 from specdyn.commands.common import out_path, print_notes
 from specdyn.errors import SpecdynError

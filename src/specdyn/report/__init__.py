@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from specdyn.atomic import write_atomic
+from specdyn.files import write_atomic
 from specdyn.errors import SpecdynError
 from specdyn.report.claims import Claim, Verdict, evaluate_claims
 from specdyn.rundir.reader import RunData, load_run

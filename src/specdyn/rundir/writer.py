@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from specdyn.atomic import write_atomic, write_text_atomic
+from specdyn.files import write_atomic, write_text_atomic
 from specdyn.errors import SpecdynError
 from specdyn.rundir.layout import LOCK_FILE, MANIFEST_FILE, NODES, PROMPTS, SCHEMAS, STEPS, SUITE_FILE, TABLES, shard_files, shard_name
 from specdyn.rundir.manifest import Counts, RunManifest

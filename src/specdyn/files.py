@@ -1,4 +1,5 @@
-"""Crash-safe file writes, shared by every writer of files (run folders, budget advice, cost models)."""
+"""Small files, read and written safely: crash-safe writes shared by every writer (run folders, budget
+advice, cost models, reports) and UTF-8 reads whose failures are one-line errors."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     except OSError as exc:
         _discard(tmp)
         raise SpecdynError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of ``path``; SpecdynError naming ``what`` (e.g. "config") when it cannot be read."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SpecdynError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecdynError(f"{what} {path} is not UTF-8 text") from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:
