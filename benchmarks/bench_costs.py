@@ -1,4 +1,4 @@
-"""Print the measured forward-pass costs (specdyn.budget.measure_costs) of a draft/target pair.
+"""Print the measured forward-pass costs (specdyn.engine.timing, fitted by specdyn.budget.costs) of a draft/target pair.
 
     python benchmarks/bench_costs.py                 # the default pair (registry models), bfloat16
     python benchmarks/bench_costs.py --tiny          # tiny random models from tests/tiny.py (seconds)
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from specdyn.budget.costs import DEFAULT_BATCHES, DEFAULT_CONTEXT, DEFAULT_SIZES, CostModel, measure_costs
-from specdyn.config import DEFAULT_DRAFT, DEFAULT_TARGET
+from specdyn.budget.costs import CostModel
+from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_TARGET, TIMING_CONTEXT
+from specdyn.engine.timing import DEFAULT_BATCHES, DEFAULT_SIZES, measure_timings
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -58,14 +59,15 @@ def main() -> None:
     p.add_argument("--sizes", type=_ints, default=DEFAULT_SIZES, help="comma-separated query tokens per row")
     p.add_argument("--batches", type=_ints, default=DEFAULT_BATCHES, help="comma-separated batch sizes")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--context", type=int, default=DEFAULT_CONTEXT)
+    p.add_argument("--context", type=int, default=TIMING_CONTEXT)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--out", help="save the cost model JSON here")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     draft, target, info = load_models(args)
-    costs = measure_costs(draft, target, args.sizes, args.batches, args.repeats, args.context, info)
+    measured = measure_timings(draft, target, args.sizes, args.batches, args.repeats, args.context, info)
+    costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info)
     print(table(costs))
     if args.out:
         costs.save(args.out)

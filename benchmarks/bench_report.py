@@ -2,21 +2,24 @@
 
     python benchmarks/bench_report.py [--nodes 1000000] [--bootstrap 1000] [--keep DIR]
 
-Generates the run (4 domains, trees of depth 3 and branch 2 = 14 nodes per step, prompt-level random
-effects), then times loading + statistics + plots + writing, and prints the seconds for each phase.
+Generates the run with the test fixture tests/synthetic.py through the run-folder writer (4 domains, trees
+of depth 3 and branch 2 = 14 nodes per step, prompt-level random effects), then times loading + statistics + plots + writing, and prints the seconds for each phase.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from specdyn.report import build_report
-from specdyn.rundir.reader import load_run
 from specdyn.report.metrics import compute
-from specdyn.report.synthetic import DomainSpec, SyntheticSpec, write_run
+from specdyn.rundir.reader import load_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic import DomainSpec, SyntheticSpec, write_run  # noqa: E402  (the test fixture, written through the real writer)
 
 NODES_PER_STEP = 14
 STEPS_PER_PROMPT = (40, 100)

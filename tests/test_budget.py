@@ -12,18 +12,21 @@ import pyarrow as pa
 import pytest
 
 from specdyn.budget import (
-    CostModel, Timing, acceptance_vectors, best_trees, draft_passes, expected_accepted, fit_linear, measure_costs,
-    plan_domain, price, sequoia_table, step_seconds,
+    CostModel, acceptance_vectors, best_trees, draft_passes, expected_accepted, fit_linear, plan_domain, price,
+    sequoia_table, step_seconds,
 )
 from specdyn.budget.acceptance import AcceptanceVector
-from specdyn.budget.costs import Role, _bench
 from specdyn.cli import main
-from specdyn.engine import GenerationResult
-from specdyn.errors import SpecdynError
-from specdyn.records import NodeRecord, StepRecord
-from specdyn.rundir.writer import RunStore
+from specdyn.config import RunConfig
 from specdyn.defaults import DEFAULT_TREE
-from specdyn.engine.tree import TreeShape, parse_tree_spec, shape_from_paths, static_shape
+from specdyn.engine import GenerationResult
+from specdyn.engine.timing import _bench, measure_timings
+from specdyn.errors import SpecdynError
+from specdyn.records import NodeRecord, Role, StepRecord, Timing
+from specdyn.rundir.manifest import RunManifest, RunStatus
+from specdyn.rundir.reader import load_run, run_from_tables
+from specdyn.rundir.writer import FinishedPrompt, RunWriter
+from specdyn.specs import TreeShape, parse_tree, shape_from_paths, static_shape
 from tiny import perturbed, save_tiny_pair, tiny_model
 
 # ------------------------------------------------------------------ synthetic runs (also used by test_compare)
@@ -56,17 +59,16 @@ def simulate(prompt_id: str, shape: TreeShape, p: list[float], steps: int, rng: 
 
 def make_run(root, tree: str, p_by_domain: dict, prompts: int = 8, steps: int = 40, step_seconds: float = 0.05,
              seed: int = 0, batch_size: int = 1, models: dict | None = None):
-    """A run folder of simulated prompts (ids ``<domain>/<i>``) decoded with ``tree``."""
-    rng, shape = random.Random(seed), parse_tree_spec(tree)
-    store = RunStore(root)
-    store.open()
-    config = {"draft": "d", "target": "t", "drafter": "model", "tree": tree, "dtype": "float32", "batch_size": batch_size,
-              "device": "cpu", **(models or {})}
-    store.write_manifest({"config": config, "status": "complete"})
+    """A run folder of simulated prompts (ids ``<domain>/<i>``) decoded with ``tree``, written through the
+    run-folder writer."""
+    config = RunConfig(**{"draft": "d", "target": "t", "tree": tree, "dtype": "float32", "batch_size": batch_size,
+                          "device": "cpu", **(models or {})})
+    rng, writer = random.Random(seed), RunWriter(root)
+    writer.open()
     for dom, p in p_by_domain.items():
-        batch = [(simulate(f"{dom}/{i}", shape, p, steps, rng, step_seconds), {"domain": dom, "source": "sim"})
-                 for i in range(prompts)]
-        store.append(batch)
+        writer.append([FinishedPrompt(simulate(f"{dom}/{i}", config.tree.shape, p, steps, rng, step_seconds), dom, "sim")
+                       for i in range(prompts)])
+    writer.write_manifest(RunManifest(RunStatus.COMPLETE, config, counts=writer.counts()))
     return root
 
 
@@ -145,27 +147,35 @@ def test_dp_rejects_bad_inputs():
 # ------------------------------------------------------------------ acceptance vectors
 
 
-def hand_nodes():
+def hand_run(domains=("a", "b"), broken: bool = False):
+    """A run whose nodes are laid out by hand (rows shuffled), as the run-folder reader assembles it."""
     # (domain, prompt, step, node, parent, depth, rank, accepted_path, accepted_local)
     rows = [
         ("a", "p1", 0, 0, -1, 1, 0, True, True), ("a", "p1", 0, 1, -1, 1, 1, False, False),
         ("a", "p1", 0, 2, 0, 2, 0, False, False), ("a", "p1", 0, 3, 0, 2, 1, True, True),
         ("a", "p1", 0, 4, 1, 2, 0, False, True),  # parent not accepted: left out despite local acceptance
-        ("a", "p1", 0, 5, 3, 3, 0, False, False),
+        ("a", "p1", 0, 5, 3 if not broken else 9, 3, 0, False, False),
         ("a", "p1", 1, 0, -1, 1, 0, False, False), ("a", "p1", 1, 1, -1, 1, 1, False, False),
         ("a", "p1", 1, 2, 0, 2, 0, False, True),  # parent not accepted
-        ("b", "p1", 0, 0, -1, 1, 0, True, True), ("b", "p1", 0, 1, 0, 2, 0, True, True),
+        ("b", "q1", 0, 0, -1, 1, 0, True, True), ("b", "q1", 0, 1, 0, 2, 0, True, True),
     ]
+    rows = [r for r in rows if r[0] in domains]
     random.Random(3).shuffle(rows)
     names = ("domain", "prompt_id", "step", "node", "parent", "depth", "rank", "accepted_path", "accepted_local")
-    return {n: np.array([r[i] for r in rows]) for i, n in enumerate(names)}
+    nodes = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    nodes |= {k: [0.5] * len(rows) for k in ("draft_entropy", "target_entropy", "accept_prob")}
+    steps = sorted({(r[1], r[2]) for r in rows})
+    sizes = [sum(1 for r in rows if (r[1], r[2]) == s) for s in steps]
+    prompts = sorted({(r[1], r[0]) for r in rows})
+    return run_from_tables(RunManifest(RunStatus.COMPLETE), [pa.table({
+        "prompt_id": [p for p, _ in prompts], "domain": [d for _, d in prompts], "output_ids": [[1]] * len(prompts),
+        "steps": [sum(1 for s in steps if s[0] == p) for p, _ in prompts], "seconds": [1.0] * len(prompts)})],
+        [pa.table(nodes)], [pa.table({"prompt_id": [s[0] for s in steps], "step": [s[1] for s in steps],
+                                       "tree_size": sizes, "accepted": [0] * len(steps)})])
 
 
-@pytest.mark.parametrize("as_arrow", [False, True])
-def test_acceptance_vector_on_hand_made_table(as_arrow):
-    cols = hand_nodes()
-    table = pa.table({k: list(v.tolist()) for k, v in cols.items()}) if as_arrow else cols
-    vecs = acceptance_vectors(table, min_observations=1)
+def test_acceptance_vector_on_hand_made_run():
+    vecs = acceptance_vectors(hand_run(), min_observations=1)
     a, b = vecs["a"], vecs["b"]
     assert a.trials == [4, 3] and a.accepted == [1, 1] and a.p == pytest.approx([0.25, 1 / 3])
     assert a.depth_trials[1] == [2, 2] and a.depth_rates[2] == pytest.approx([0.0, 1.0])
@@ -173,20 +183,17 @@ def test_acceptance_vector_on_hand_made_table(as_arrow):
 
 
 def test_too_few_observations():
-    everything = hand_nodes()
-    cols = {k: v[everything["domain"] == "a"] for k, v in everything.items()}
-    assert acceptance_vectors(cols, min_observations=4)["a"].p == [0.25]  # rank 1 (3 trials) left out
+    only_a = hand_run(domains=("a",))
+    assert acceptance_vectors(only_a, min_observations=4)["a"].p == [0.25]  # rank 1 (3 trials) left out
     with pytest.raises(SpecdynError, match=r"'a' has 4 parent-accepted observations of rank 0; at least 5"):
-        acceptance_vectors(cols, min_observations=5)
-    broken = {k: v.copy() for k, v in cols.items()}
-    broken["parent"][broken["node"] == 5] = 9
-    with pytest.raises(SpecdynError, match="parent absent"):
-        acceptance_vectors(broken, min_observations=1)
+        acceptance_vectors(only_a, min_observations=5)
+    with pytest.raises(SpecdynError, match="parent absent"):  # the reader refuses a run with a missing parent
+        hand_run(domains=("a",), broken=True)
 
 
 def test_vector_from_simulated_run_recovers_p(tmp_path):
     run = make_run(tmp_path / "r", "static:depth=3,branch=3", {"code": [0.6, 0.2, 0.1]}, prompts=10, steps=60)
-    vec = acceptance_vectors(RunStore(run).read("nodes"), min_observations=100)["code"]
+    vec = acceptance_vectors(load_run(run), min_observations=100)["code"]
     assert vec.p == pytest.approx([0.6, 0.2, 0.1], abs=0.05)
     assert vec.trials[0] == vec.trials[1] == vec.trials[2] > 600
 
@@ -221,7 +228,8 @@ def test_measure_costs_on_tiny_models_restores_the_cache():
     bench.lm.commit([[], []])
     assert bench.lm.context_len() == [20, 20]
     assert (bench.lm.forward(bench.queries[3]) == first).all()  # same cache, same logits
-    costs = measure_costs(perturbed(target, 0.3), target, sizes=(1, 4), batches=(1, 2), repeats=1, context=16)
+    measured = measure_timings(perturbed(target, 0.3), target, sizes=(1, 4), batches=(1, 2), repeats=1, context=16)
+    costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info)
     assert len(costs.timings) == 8 and all(t.seconds > 0 and len(t.samples) == 1 for t in costs.timings)
     assert costs.batches == [1, 2] and costs.context_tokens == 16
 
@@ -277,7 +285,7 @@ def test_budget_command_writes_usable_trees(sim_run, tmp_path, capsys):
     assert doc["settings"] == {"max_nodes": 12, "max_depth": 4, "min_observations": 100, "batch": 4}
     for dom in ("code", "chat"):
         entry = doc["domains"][dom]
-        shape = parse_tree_spec(f"paths:{out / entry['paths_file']}")
+        shape = parse_tree(f"paths:{out / entry['paths_file']}").shape
         assert [list(q) for q in shape.paths] == entry["recommended"]["paths"]
         assert shape.size <= 12 and shape.depth <= 4
         assert entry["recommended"]["tokens_per_second"] >= entry["own_tree"]["tokens_per_second"]

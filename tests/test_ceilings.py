@@ -9,7 +9,7 @@ import pytest
 
 from specdyn.report.ceilings import at_ceiling, run_ceilings, shape_ceilings
 from specdyn.report.levels import NodeTable
-from specdyn.report.stats import Estimate
+from specdyn.stats import Estimate
 from treesim import TreeSim, full_tree, simulate
 
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from specdyn.budget.compare import TreeRole, compare_runs
-from specdyn.budget.runs import load_run
 from specdyn.budget.sequoia import expected_accepted
 from specdyn.cli import main
 from specdyn.defaults import DEFAULT_TREE
-from specdyn.engine.tree import parse_tree_spec
+from specdyn.rundir.reader import load_run
+from specdyn.specs import parse_tree
 from test_budget import make_run, synthetic_costs
 
 P = {"code": [0.7, 0.15], "chat": [0.35, 0.2]}
@@ -41,7 +41,7 @@ def test_ranking_roles_and_predictions(runs):
     assert {e.label: e.role for e in chat.entries}["fast"] is TreeRole.RECOMMENDED_ELSEWHERE
     budget = json.loads((runs["default"] / "budget" / "budget.json").read_text())
     fast = next(e for e in code.entries if e.label == "fast")
-    shape = parse_tree_spec(runs["tree"])
+    shape = parse_tree(runs["tree"]).shape
     assert fast.predicted_accepted == pytest.approx(expected_accepted(shape, budget["domains"]["code"]["acceptance"]["p"]))
     assert fast.predicted_accepted == pytest.approx(fast.stats.accepted_per_step, abs=0.15)  # simulated with that p
     assert fast.stats.nodes_per_step == shape.size and fast.stats.steps == 8 * 40

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from specdyn.cli import build_parser
-from specdyn.records import NodeRecord, StepRecord, markdown_table
+from specdyn.records import NodeRecord, StepRecord, Timing, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_records_doc_matches_field_docs():
     text = (ROOT / "docs" / "records.md").read_text()
-    for cls in (NodeRecord, StepRecord):
+    for cls in (NodeRecord, StepRecord, Timing):
         assert markdown_table(cls) in text
 
 

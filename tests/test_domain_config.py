@@ -1,25 +1,26 @@
 """A run made with --domain-trees is read back with each domain's own tree."""
 
-from specdyn.budget.runs import domain_config, run_shape
+from types import SimpleNamespace
+
+import pytest
+
+from specdyn.budget.output import write_plans
+from specdyn.config import RunConfig
+from specdyn.errors import SpecdynError
+from specdyn.specs import PathsTree, StaticTree
 
 
-def test_domain_config_picks_the_domains_paths_file(tmp_path):
+def test_tree_for_picks_the_domains_paths_file(tmp_path):
     (tmp_path / "code.json").write_text("[[0], [0, 0]]")
-    config = {"tree": "static:depth=3,branch=2", "domain_trees": str(tmp_path)}
-    assert domain_config(config, "code")["tree"] == f"paths:{tmp_path / 'code.json'}"
-    assert run_shape(domain_config(config, "code")).paths == ((0,), (0, 0))
-    assert domain_config(config, "chat")["tree"] == "static:depth=3,branch=2"
-    assert domain_config({"tree": "static:depth=1,branch=1"}, "code")["tree"] == "static:depth=1,branch=1"
+    config = RunConfig(tree="static:depth=3,branch=2", domain_trees=str(tmp_path))
+    code = config.tree_for("code")
+    assert isinstance(code, PathsTree) and code.text == f"paths:{tmp_path.resolve() / 'code.json'}"
+    assert code.shape.paths == ((0,), (0, 0))
+    assert config.tree_for("chat") == StaticTree(3, 2)
+    assert RunConfig(tree="static:depth=1,branch=1").tree_for("code").text == "static:depth=1,branch=1"
 
 
 def test_budget_refuses_domains_sharing_a_file_name(tmp_path):
-    from types import SimpleNamespace
-
-    import pytest
-
-    from specdyn.budget.output import write_plans
-    from specdyn.errors import SpecdynError
-
     plans = [SimpleNamespace(domain="a b"), SimpleNamespace(domain="a_b")]
     with pytest.raises(SpecdynError, match="same file name a_b.json"):
         write_plans(tmp_path / "out", plans, {}, {})

@@ -9,9 +9,10 @@ import pytest
 from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine import PromptInput, SpeculativeDecoder, target_greedy
 from specdyn.errors import SpecdynError
-from specdyn.pipeline import build_proposer, parse_drafter
+from specdyn.pipeline import build_proposer
 from specdyn.engine.proposers import DynamicDraftProposer, prune
-from specdyn.engine.tree import DraftTree, DynamicSpec, parse_tree_spec, static_shape
+from specdyn.engine.tree import DraftTree
+from specdyn.specs import DynamicTree, EarlyExitDrafter, LookupDrafter, StaticTree, parse_drafter, parse_tree, static_shape
 from tiny import VOCAB, perturbed, tiny_model
 
 EOS = 3
@@ -40,7 +41,7 @@ def assert_lossless(proposer, target, inputs, max_new=25, batch=2):
 @pytest.mark.parametrize("spec", ["dynamic:nodes=6,depth=3,topk=2", "dynamic:nodes=10,depth=4,topk=3", "dynamic:nodes=1,depth=1,topk=1"])
 def test_dynamic_trees_lossless_and_bounded(arch, spec):
     target = tiny_model(arch, seed=5)
-    tree = parse_tree_spec(spec)
+    tree = parse_tree(spec)
     results = assert_lossless(DynamicDraftProposer(perturbed(target, 0.3), tree), target, prompts(1))
     for res in results:
         assert all(s.tree_size <= tree.nodes for s in res.steps)
@@ -87,9 +88,10 @@ def test_early_exit_lossless(arch):
 
 
 def test_drafter_specs():
-    assert parse_drafter("lookup:ngram=2") == ("lookup", {"ngram": 2})
-    assert parse_drafter("early-exit:layers=4") == ("early-exit", {"layers": 4})
-    for bad in ["medusa", "early-exit", "lookup:size=2", "model:x=1"]:
+    assert parse_drafter("lookup:ngram=2") == LookupDrafter(ngram=2)
+    assert parse_drafter("early-exit:layers=4") == EarlyExitDrafter(layers=4)
+    assert parse_drafter("lookup") == LookupDrafter(ngram=3) and parse_drafter("lookup").text == "lookup:ngram=3"
+    for bad in ["medusa", "early-exit", "lookup:size=2", "model:x=1", "lookup:ngram=1,ngram=2"]:
         with pytest.raises(SpecdynError):
             parse_drafter(bad)
     target = tiny_model("qwen2", seed=0, layers=2)
@@ -98,6 +100,6 @@ def test_drafter_specs():
         model = target
 
     with pytest.raises(SpecdynError, match="layers"):
-        build_proposer("early-exit:layers=2", static_shape(2, 2), None, Loaded())
+        build_proposer(EarlyExitDrafter(2), StaticTree(2, 2), None, Loaded())
     with pytest.raises(SpecdynError, match="dynamic"):
-        build_proposer("lookup", DynamicSpec(4, 2, 2), None, Loaded())
+        build_proposer(LookupDrafter(), DynamicTree(4, 2, 2), None, Loaded())

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from specdyn.engine.cache import CONTEXT, CachedModel, Query, attention_mask
 from specdyn.engine import PromptInput, SpeculativeDecoder, target_greedy
 from specdyn.engine.proposers import DraftModelProposer, pending_query, prefill
-from specdyn.engine.tree import DraftTree, ancestor_mask, node_positions, path_to, shape_from_paths, static_shape
+from specdyn.engine.tree import DraftTree, ancestor_mask, node_positions, path_to
+from specdyn.specs import shape_from_paths, static_shape
 from tiny import VOCAB, perturbed, tiny_model
 
 EOS = 3

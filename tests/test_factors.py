@@ -29,9 +29,9 @@ from specdyn.report.factors import (
     spread, spread_matrix,
 )
 from specdyn.report.fits import fit_logit
-from specdyn.report.levels import parent_reached
+
 from specdyn.report.verdicts import Verdict
-from treesim import TreeSim, simulate
+from treesim import TreeSim, reached_of, simulate
 
 NULL = dict(means=(0.7, 0.7, 0.7, 0.7))
 DOMAIN_EFFECT = dict(means=(0.55, 0.65, 0.75, 0.85))
@@ -40,7 +40,7 @@ DEPTH_EFFECT = dict(means=(0.7, 0.7, 0.7, 0.7), depth_slope=-1.0)
 
 def cells_of(sim: TreeSim) -> FactorCells:
     run = simulate(sim)
-    reached = parent_reached(run.nodes)
+    reached = reached_of(run.nodes)
     return factor_cells(run.nodes.prompt, run.nodes.depth, run.rank, run.accepted_local, reached,
                         run.prompt_domain)
 
@@ -69,7 +69,7 @@ def test_pool_levels_merges_the_sparse_tail():
 
 def test_cells_reproduce_the_node_level_fit():
     run = simulate(TreeSim(means=(0.5, 0.8), prompts=6, seed=5))
-    reached = parent_reached(run.nodes)
+    reached = reached_of(run.nodes)
     cells = factor_cells(run.nodes.prompt, run.nodes.depth, run.rank, run.accepted_local, reached,
                          run.prompt_domain)
     assert cells.trials.sum() == reached.sum() and cells.successes.sum() == run.accepted_local[reached].sum()
@@ -173,7 +173,7 @@ def test_claim_result_carries_numbers_and_fit_health():
 def test_fractional_outcome_sensitivity():
     """Claim (a)'s sensitivity analysis with a continuous outcome (like accept_prob) runs the same rule."""
     run = simulate(TreeSim(means=(0.4, 0.6, 0.8, 0.9), prompts=30, seed=9))
-    reached = parent_reached(run.nodes)
+    reached = reached_of(run.nodes)
     soft = 0.5 * run.accepted_local + 0.5 * np.random.default_rng(0).random(len(run.rank))
     cells = factor_cells(run.nodes.prompt, run.nodes.depth, run.rank, soft, reached, run.prompt_domain)
     assert not np.allclose(cells.successes, np.round(cells.successes))

@@ -8,10 +8,11 @@ from scipy import optimize
 
 from specdyn.report.levels import (
     NodeTable, add_level_sums, add_trial_pearson_sums, alpha, alpha_by_depth, expected_length,
-    level_trials, parent_reached, trial_table, trial_pearson,
+    level_trials, trial_table, trial_pearson,
 )
-from specdyn.report.stats import SumsLayout, resample_counts, resample_group
-from treesim import TreeSim, full_tree, shuffled, simulate
+from specdyn.report.stats import SumsLayout, resample_group
+from specdyn.stats import resample_counts
+from treesim import TreeSim, full_tree, reached_of, shuffled, simulate
 
 PARENT, DEPTH, RANK = full_tree(3, 2)  # 14 nodes: 0-1 depth 1, 2-5 depth 2, 6-13 depth 3
 
@@ -31,7 +32,7 @@ def table(steps: list[tuple[int, int, list[int]]], parent=PARENT, depth=DEPTH) -
 
 
 def counts(nodes: NodeTable, n_prompts: int):
-    lv = level_trials(trial_table(nodes), n_prompts)
+    lv = level_trials(trial_table(nodes, reached_of(nodes)), n_prompts)
     return lv.depths.tolist(), lv.trials.tolist(), lv.successes.tolist()
 
 
@@ -42,7 +43,7 @@ def test_hand_built_trees():
     assert depths == [1, 2, 3]
     assert trials == [[2, 1, 1], [1, 1, 1]]  # the leaf 10 has no children: no trial at depth 4
     assert wins == [[1, 1, 0], [1, 1, 1]]
-    assert level_trials(trial_table(nodes), 2).alpha() == pytest.approx(5 / 7)
+    assert level_trials(trial_table(nodes, reached_of(nodes)), 2).alpha() == pytest.approx(5 / 7)
 
 
 def test_irregular_tree_and_chain():
@@ -103,7 +104,7 @@ def random_trees(seed: int, n_prompts: int = 5) -> NodeTable:
 @pytest.mark.parametrize("seed", range(6))
 def test_matches_brute_force_walk(seed):
     nodes = random_trees(seed)
-    lv = level_trials(trial_table(nodes), 5)
+    lv = level_trials(trial_table(nodes, reached_of(nodes)), 5)
     trials, wins = brute_force(nodes, 5, int(nodes.depth.max()) + 1)
     cols = lv.depths - 1
     assert np.array_equal(lv.trials, trials[:, cols]) and np.array_equal(lv.successes, wins[:, cols])
@@ -112,17 +113,17 @@ def test_matches_brute_force_walk(seed):
 
 def test_depth_cap_pools_deep_trials():
     nodes = table([(0, 0, [0, 2, 6])])
-    lv = level_trials(trial_table(nodes), 1, depth_cap=2)
+    lv = level_trials(trial_table(nodes, reached_of(nodes)), 1, depth_cap=2)
     assert lv.depths.tolist() == [1, 2]
     assert lv.trials.tolist() == [[1, 2]] and lv.successes.tolist() == [[1, 2]]
 
 
 def test_row_order_and_reached_nodes():
     run = simulate(TreeSim(means=(0.6, 0.8), prompts=4, seed=1))
-    a = level_trials(trial_table(run.nodes), run.n_prompts)
-    b = level_trials(trial_table(shuffled(run).nodes), run.n_prompts)
+    a = level_trials(trial_table(run.nodes, reached_of(run.nodes)), run.n_prompts)
+    b = level_trials(trial_table(shuffled(run).nodes, reached_of(shuffled(run).nodes)), run.n_prompts)
     assert np.array_equal(a.trials, b.trials) and np.array_equal(a.successes, b.successes)
-    reached = parent_reached(run.nodes)
+    reached = reached_of(run.nodes)
     # a reached node is accepted on the path exactly when it is accepted locally
     assert np.array_equal(run.nodes.accepted_path[reached], run.accepted_local[reached])
     # trials = reached nodes grouped by parent: 2 siblings per position in a binary tree
@@ -134,7 +135,7 @@ def test_constant_alpha_gives_expected_length():
     root = optimize.brentq(lambda a: expected_length(a, 3) - 1.0, 0.1, 0.9)
     assert root == pytest.approx(0.5437, abs=1e-4)
     run = simulate(TreeSim(means=(root,), prompts=400, steps=(20, 30), concentration=np.inf, seed=2))
-    lv = level_trials(trial_table(run.nodes), run.n_prompts)
+    lv = level_trials(trial_table(run.nodes, reached_of(run.nodes)), run.n_prompts)
     n = lv.trials.sum()
     assert abs(lv.alpha() - root) < 4 * np.sqrt(root * (1 - root) / n)
     length = run.accepted.mean()
@@ -147,7 +148,7 @@ def test_constant_alpha_gives_expected_length():
 
 def test_bootstrap_sums_match_explicit_resamples():
     run = simulate(TreeSim(means=(0.5, 0.7), prompts=6, seed=3))
-    trials = trial_table(run.nodes)
+    trials = trial_table(run.nodes, reached_of(run.nodes))
     lv = level_trials(trials, run.n_prompts)
     layout = SumsLayout(run.n_prompts)
     add_level_sums(layout, lv)
@@ -169,14 +170,14 @@ def test_bootstrap_sums_match_explicit_resamples():
     assert np.all(np.abs(r.boot) <= 1) and r.point < -0.3
 
 
-def test_parent_reached_agrees_with_the_report_loader():
-    from specdyn.report.metrics import _parent_reached
-    from specdyn.report.synthetic import DomainSpec, SyntheticSpec, simulate as synthetic
+def test_reader_parent_reached_matches_a_brute_force_walk_on_shuffled_rows():
+    from synthetic import DomainSpec, SyntheticSpec, simulate as synthetic
+    from specdyn.rundir.manifest import RunManifest, RunStatus
     from specdyn.rundir.reader import run_from_tables
 
     nodes, steps, prompts = synthetic(SyntheticSpec(domains=[DomainSpec("a", prompts=5)], seed=1))
     perm = np.random.default_rng(0).permutation(nodes.num_rows)
-    run = run_from_tables({"status": "complete"}, [prompts], [nodes.take(perm)], [steps])
-    n = run.nodes
-    table = NodeTable(n.prompt, n.step, n.node, n.parent, n.depth, n.accepted_path)
-    assert np.array_equal(parent_reached(table), _parent_reached(run))
+    n = run_from_tables(RunManifest(RunStatus.COMPLETE), [prompts], [nodes.take(perm)], [steps]).nodes
+    on_path = {(p, s, v): bool(a) for p, s, v, a in zip(n.prompt, n.step, n.node, n.accepted_path)}
+    expected = [par < 0 or on_path[(p, s, par)] for p, s, par in zip(n.prompt, n.step, n.parent)]
+    assert n.parent_reached.tolist() == expected and not all(expected)

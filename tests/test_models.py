@@ -139,8 +139,10 @@ def test_classify_and_unknown_names(tmp_path):
     assert models.classify(models.DEFAULT_DRAFT) is models.Source.REGISTRY
     assert models.classify(str(tmp_path)) is models.Source.FOLDER
     assert models.classify("Qwen/Qwen2.5-0.5B") is models.Source.HUB
-    for bad in ["no-such-model", "./missing/dir", "a/b/c"]:
-        with pytest.raises(SpecdynError, match=f"unknown model '{bad}'; known: .*{models.DEFAULT_DRAFT}"):
+    with pytest.raises(SpecdynError, match=f"unknown model 'no-such-model'; known: .*{models.DEFAULT_DRAFT}"):
+        models.load_model("no-such-model")
+    for bad in ["./missing/dir", "a/b/c"]:  # local-looking: a missing folder, never a hub id
+        with pytest.raises(SpecdynError, match=f"no such model folder '{bad}'"):
             models.load_model(bad)
 
 

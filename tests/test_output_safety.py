@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 
 from specdyn.cli import main
 from specdyn.defaults import DEFAULT_TREE
-from specdyn.report.synthetic import DomainSpec, SyntheticSpec, write_run
+from synthetic import DomainSpec, SyntheticSpec, write_run
 from specdyn.safetext import markdown, one_line, visible
 from test_budget import make_run, synthetic_costs
 

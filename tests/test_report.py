@@ -16,21 +16,22 @@ from specdyn.cli import main
 from specdyn.errors import SpecdynError
 from specdyn.report import build_report
 from specdyn.report.claims import Verdict, evaluate_claims
-from specdyn.rundir.reader import load_run, run_from_tables
 from specdyn.report.metrics import compute
 from specdyn.report.notions import Entropy, Notion
-from specdyn.report.stats import (
-    Estimate, fit_logistic, pearson_from_sums, percentile_ci, resample_counts, resample_group,
-    saturated_loglik, SumsLayout,
-)
-from specdyn.report.synthetic import DomainSpec, SyntheticSpec, simulate, true_values, write_run
+from specdyn.report.stats import fit_logistic, pearson_from_sums, resample_group, saturated_loglik, SumsLayout
+from specdyn.rundir.manifest import RunManifest, RunStatus
+from specdyn.rundir.reader import load_run, run_from_tables
+from specdyn.stats import Estimate, percentile_ci, resample_counts
+from synthetic import DomainSpec, SyntheticSpec, simulate, true_values, write_run
+
+COMPLETE = RunManifest(RunStatus.COMPLETE)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "report.md"
 
 
 def in_memory(spec: SyntheticSpec):
     nodes, steps, prompts = simulate(spec)
-    return run_from_tables({"status": "complete"}, [prompts], [nodes], [steps])
+    return run_from_tables(COMPLETE, [prompts], [nodes], [steps])
 
 
 def claims_of(spec: SyntheticSpec, n_boot: int = 400):
@@ -317,9 +318,8 @@ def test_row_order_does_not_matter(tmp_path):
     spec = SyntheticSpec(domains=[DomainSpec("code", prompts=12), DomainSpec("chat", prompts=12)], seed=3)
     nodes, steps, prompts = simulate(spec)
     perm = np.random.default_rng(0).permutation(nodes.num_rows)
-    a = compute(run_from_tables({"status": "complete"}, [prompts], [nodes], [steps]), n_boot=60, seed=1)
-    b = compute(run_from_tables({"status": "complete"}, [prompts], [nodes.take(perm)], [steps]), n_boot=60,
-                seed=1)
+    a = compute(run_from_tables(COMPLETE, [prompts], [nodes], [steps]), n_boot=60, seed=1)
+    b = compute(run_from_tables(COMPLETE, [prompts], [nodes.take(perm)], [steps]), n_boot=60, seed=1)
     for key in ("rank_acceptance_vector", "depth_profile_path", "acceptance_path"):
         assert a.metrics["domains"]["chat"][key] == b.metrics["domains"]["chat"][key]
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from specdyn.cli import main
-from specdyn.rundir.writer import RunStore
+from specdyn.rundir.reader import read_records
 from specdyn.suites import Prompt, write_suite
 from tiny import save_tiny_pair
 
@@ -44,8 +44,7 @@ def run_args(pair, suite, out, *extra):
 
 
 def tables(out):
-    store = RunStore(out)
-    return {t: store.read(t).sort_by([("prompt_id", "ascending")] + ([("step", "ascending")] if t != "prompts" else [])
+    return {t: read_records(out, t).sort_by([("prompt_id", "ascending")] + ([("step", "ascending")] if t != "prompts" else [])
                                     + ([("node", "ascending")] if t == "nodes" else [])) for t in ("nodes", "steps", "prompts")}
 
 

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from specdyn.report.levels import add_level_sums, alpha, level_trials, trial_table
-from specdyn.report.stats import Sampled, SumsLayout, percentile_ci, resample_group
+from specdyn.report.stats import SumsLayout, resample_group
+from specdyn.stats import Sampled, percentile_ci
 from specdyn.report.verdicts import (
     ClaimResult, Side, Verdict, WEAK, above, all_of, below, bootstrap_p, check_one_primary,
     claim_every_domain_inside, claim_highest, claim_highest_in_all, claim_only_target_above, inside,
     lead, not_comparable, same_pair_as_study,
 )
-from treesim import TreeSim, simulate
+from treesim import TreeSim, reached_of, simulate
 
 RNG = np.random.default_rng(0)
 
@@ -107,7 +108,7 @@ def test_lead_takes_the_best_other_domain_per_resample():
 
 def _alpha_by_domain(means, seed, names=("code", "math", "logic", "chat")) -> dict[str, Sampled]:
     run = simulate(TreeSim(means=means, prompts=25, seed=seed))
-    lv = level_trials(trial_table(run.nodes), run.n_prompts)
+    lv = level_trials(trial_table(run.nodes, reached_of(run.nodes)), run.n_prompts)
     layout = SumsLayout(run.n_prompts)
     add_level_sums(layout, lv)
     rng = np.random.default_rng(seed)

@@ -19,7 +19,8 @@ import numpy as np
 from scipy.special import expit, logit
 
 from specdyn.report.levels import NodeTable
-from specdyn.report.synthetic import full_tree  # noqa: F401  (re-exported for the tests)
+from specdyn.rundir.reader import parent_reached
+from synthetic import full_tree  # noqa: F401  (re-exported for the tests)
 
 
 @dataclass
@@ -50,6 +51,15 @@ class SimRun:
     @property
     def n_prompts(self) -> int:
         return len(self.prompt_domain)
+
+    @property
+    def reached(self) -> np.ndarray:
+        return reached_of(self.nodes)
+
+
+def reached_of(nodes: NodeTable) -> np.ndarray:
+    """The run folder reader's ``parent_reached`` of these node columns."""
+    return parent_reached(nodes.prompt, nodes.step, nodes.node, nodes.parent, nodes.accepted_path)
 
 
 def _rates(sim: TreeSim, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,10 @@
-"""Defaults that several layers share, defined once: the default model pair and tree."""
+"""Defaults that several layers share, defined once: the default model pair, tree and drafter, and the
+context length the cost measurement prefills."""
+
+from specdyn.specs import ModelDrafter, StaticTree
 
 DEFAULT_DRAFT = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_TARGET = "qwen2.5-coder-1.5b-instruct"
-DEFAULT_TREE = "static:depth=3,branch=2"
+DEFAULT_TREE = StaticTree(depth=3, branch=2)
+DEFAULT_DRAFTER = ModelDrafter()
+TIMING_CONTEXT = 100  # committed tokens per row in the cache while pass costs are timed

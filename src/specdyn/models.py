@@ -132,11 +132,21 @@ def resolve_device(device: str | None = None) -> torch.device:
     return dev
 
 
+def _looks_local(name: str) -> bool:
+    """The rule that tells a local folder from a hub id: a name that starts with ``.``, ``/`` or ``~``, has
+    more than one ``/``, or exists on disk is a local path; ``org/name`` otherwise is a hub id."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+
+
 def classify(name: str) -> Source:
     """Whether `name` is a registry name, a local folder or a hub id; SpecdynError otherwise."""
     if name in REGISTRY:
         return Source.REGISTRY
-    if Path(name).expanduser().is_dir():
+    if _looks_local(name):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise SpecdynError(f"no such model folder {name!r}: {path.resolve()} {what}")
         return Source.FOLDER
     if HUB_ID.fullmatch(name):
         return Source.HUB
@@ -144,6 +154,13 @@ def classify(name: str) -> Source:
     raise SpecdynError(
         f"unknown model {name!r}; known: {known} (or a local model folder, or a hub id like org/name)"
     )
+
+
+def resolve_name(name: str) -> str:
+    """`name` as a run records it: a local folder as its absolute path; registry names and hub ids as given."""
+    if classify(name) is Source.FOLDER:
+        return str(Path(name).expanduser().resolve())
+    return name
 
 
 def _one_line(exc: BaseException) -> str:
@@ -371,6 +388,43 @@ def _max_context(config) -> int:
         if isinstance(getattr(config, key, None), int):
             return getattr(config, key)
     raise SpecdynError(f"model config {type(config).__name__} does not say its maximum context length")
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What a model's config says, read without loading its weights: decoder layers (None when the config
+    does not say) and the longest context."""
+
+    layers: int | None
+    max_context: int
+
+
+# Known limits of the registry models, used before their weights have been converted.
+REGISTRY_LIMITS = {DEFAULT_DRAFT: ModelLimits(24, 32768), DEFAULT_TARGET: ModelLimits(28, 32768)}
+
+
+def _config_limits(config) -> ModelLimits:
+    layers = next((getattr(config, k) for k in ("num_hidden_layers", "n_layer", "num_layers")
+                   if isinstance(getattr(config, k, None), int)), None)
+    return ModelLimits(layers, _max_context(config))
+
+
+def model_limits(name: str) -> ModelLimits | None:
+    """Layer count and context length of `name` from its config.json (no weights are read); None for a
+    registry model not converted yet whose limits are not known here."""
+    from transformers import AutoConfig
+
+    source = classify(name)
+    if source is Source.REGISTRY:
+        folder = converted_dir(REGISTRY[name])
+        if folder is None:
+            return REGISTRY_LIMITS.get(name)
+        name = str(folder)
+    try:
+        config = AutoConfig.from_pretrained(Path(name).expanduser() if source is Source.FOLDER else name)
+    except Exception as exc:  # a missing, unreadable or offline config is the user's to fix
+        raise SpecdynError(f"cannot read the config of model {name!r}: {_one_line(exc)}") from exc
+    return _config_limits(config)
 
 
 def _locate(name: str) -> tuple[str | Path, str]:

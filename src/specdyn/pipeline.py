@@ -1,35 +1,41 @@
-"""From configuration to a ready decoder: prompt encoding and drafter construction."""
+"""From configuration to a ready decoder: model limits checked before any weights load, prompt encoding,
+and proposers built from spec objects."""
 
 from __future__ import annotations
 
-from specdyn.config import DecodeConfig, validate
+from collections.abc import Sequence
+from dataclasses import replace
+
+from specdyn.config import DecodeConfig
 from specdyn.engine import SpeculativeDecoder
-from specdyn.errors import SpecdynError
 from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
-from specdyn.engine.tree import DynamicSpec, TreeSpec, kv_args, parse_tree_spec
-
-DRAFTER_HELP = (
-    "model (the --draft model; default) | lookup[:ngram=N] (prompt lookup, no draft model) | "
-    "early-exit:layers=K (the target's first K layers + its head)"
-)
+from specdyn.errors import SpecdynError
+from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, resolve_name
+from specdyn.specs import DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, TreeSpec, check_drafter_tree
 
 
-def encode_messages(tokenizer, messages: list[dict]) -> list[int]:
+def encode_messages(tokenizer, messages: list[dict], prompt_id: str = "the prompt") -> list[int]:
     """Token ids of a chat, rendered with the tokenizer's chat template plus the assistant prompt."""
     if not any(m.get("content", "").strip() for m in messages):
         raise SpecdynError("empty prompt")
     if getattr(tokenizer, "chat_template", None) is None:
         raise SpecdynError("the target tokenizer has no chat template (specdyn decode --raw feeds a prompt as is)")
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    return _non_empty(list(ids["input_ids"] if hasattr(ids, "keys") else ids), prompt_id)
 
 
-def encode_raw(tokenizer, text: str) -> list[int]:
+def encode_raw(tokenizer, text: str, prompt_id: str = "the prompt") -> list[int]:
     """Token ids of plain text (no chat template, no special tokens added)."""
     if not text.strip():
         raise SpecdynError("empty prompt")
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return _non_empty(tokenizer(text, add_special_tokens=False)["input_ids"], prompt_id)
+
+
+def _non_empty(ids: list[int], prompt_id: str) -> list[int]:
+    if not ids:
+        raise SpecdynError(f"{prompt_id} tokenizes to zero tokens: nothing to decode from")
+    return ids
 
 
 def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, prompt_id: str = "the prompt",
@@ -38,56 +44,65 @@ def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, pro
     if len(prompt_ids) + max_new_tokens + tree_depth > max_context:
         raise SpecdynError(
             f"{prompt_id} is too long: {len(prompt_ids)} tokens + max_new_tokens {max_new_tokens} (+ tree depth "
-            f"{tree_depth}) exceeds "
-            f"the model context of {max_context} tokens"
+            f"{tree_depth}) exceeds the model context of {max_context} tokens"
         )
 
 
-def parse_drafter(drafter: str) -> tuple[str, dict[str, int]]:
-    """Split a drafter spec into its kind and integer arguments, checking both."""
-    kind, _, rest = drafter.partition(":")
-    allowed = {"model": set(), "lookup": {"ngram"}, "early-exit": {"layers"}}
-    if kind not in allowed:
-        raise SpecdynError(f"unknown drafter {drafter!r}; known: {DRAFTER_HELP}")
-    args = kv_args(rest, drafter, flag="--drafter")
-    if set(args) - allowed[kind] or (kind == "early-exit" and "layers" not in args) or min(args.values(), default=1) < 1:
-        raise SpecdynError(f"malformed drafter {drafter!r}; use {DRAFTER_HELP}")
-    return kind, args
+def resolve_models(config: DecodeConfig) -> DecodeConfig:
+    """``config`` with local model folders as absolute paths; a local-looking name that is no folder is an
+    error here, before anything loads (see :func:`specdyn.models.classify` for the rule)."""
+    draft = resolve_name(config.draft) if config.drafter.uses_draft_model else config.draft
+    return replace(config, draft=draft, target=resolve_name(config.target))
 
 
-def needs_draft_model(drafter: str) -> bool:
-    return parse_drafter(drafter)[0] == "model"
+def check_limits(config: DecodeConfig, trees: Sequence[TreeSpec]) -> None:
+    """Before any weights load, from the models' configs: the early-exit depth against the target's layer
+    count, and the token limit plus the deepest tree (plus one prompt token) against the context."""
+    target = model_limits(config.target)
+    draft = model_limits(config.draft) if config.drafter.uses_draft_model else None
+    if isinstance(config.drafter, EarlyExitDrafter):
+        _check_early_exit(config.drafter, target)
+    contexts = [m.max_context for m in (target, draft) if m is not None]
+    depth = max(t.max_depth for t in trees)
+    if contexts and config.max_new_tokens + depth + 1 > min(contexts):
+        raise SpecdynError(f"max_new_tokens {config.max_new_tokens} + tree depth {depth} + 1 prompt token exceed "
+                           f"the model context of {min(contexts)} tokens; lower --max-new-tokens")
 
 
-def build_proposer(drafter: str, tree: TreeSpec, draft, target) -> Proposer:
-    """The proposer named by ``drafter`` for this tree spec (``draft``/``target`` are LoadedModels)."""
-    kind, args = parse_drafter(drafter)
-    if kind == "lookup":
-        if isinstance(tree, DynamicSpec):
-            raise SpecdynError("the lookup drafter takes a static or paths tree, not a dynamic one")
-        return PromptLookupProposer(tree, max_ngram=args.get("ngram", 3))
-    model = draft.model if kind == "model" else early_exit_model(target.model, args["layers"])
-    if isinstance(tree, DynamicSpec):
+def _check_early_exit(drafter: EarlyExitDrafter, target: ModelLimits | None) -> None:
+    if target is not None and target.layers is not None and drafter.layers >= target.layers:
+        raise SpecdynError(f"--drafter {drafter.text}: early exit needs fewer layers than the target's "
+                           f"{target.layers} (1 <= layers < {target.layers})")
+
+
+def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel) -> Proposer:
+    """The proposer that ``drafter`` makes for ``tree``."""
+    check_drafter_tree(drafter, tree)
+    if isinstance(drafter, LookupDrafter):
+        return PromptLookupProposer(tree.shape, max_ngram=drafter.ngram)
+    model = early_exit_model(target.model, drafter.layers) if isinstance(drafter, EarlyExitDrafter) else draft.model
+    if isinstance(tree, DynamicTree):
         return DynamicDraftProposer(model, tree)
-    return DraftModelProposer(model, tree)
+    return DraftModelProposer(model, tree.shape)
 
 
-def build_decoder(config: DecodeConfig, draft, target) -> SpeculativeDecoder:
-    """A decoder for a loaded (draft, target) pair under ``config``."""
-    proposer = build_proposer(config.drafter, parse_tree_spec(config.tree), draft, target)
+def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: LoadedModel,
+                  tree: TreeSpec | None = None) -> SpeculativeDecoder:
+    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own)."""
+    proposer = build_proposer(config.drafter, tree or config.tree, draft, target)
     return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens)
 
 
-def load_models(config: DecodeConfig):
-    """(draft, target) LoadedModels for ``config``; draft is None when the drafter needs no draft model."""
-    from specdyn.models import load_model, load_pair
-
-    if needs_draft_model(config.drafter):
+def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
+    """(draft, target) LoadedModels for ``config``, after :func:`check_limits` for ``trees`` (default: the
+    config's tree); draft is None when the drafter needs no draft model."""
+    check_limits(config, trees or [config.tree])
+    if config.drafter.uses_draft_model:
         return load_pair(config.draft, config.target, config.dtype, config.device)
     return None, load_model(config.target, config.dtype, config.device)
 
 
-def context_limit(draft, target) -> int:
+def context_limit(draft: LoadedModel | None, target: LoadedModel) -> int:
     """The longest sequence both models accept."""
     return min(m.max_context for m in (draft, target) if m is not None)
 
@@ -101,8 +116,7 @@ class TextDecoder:
     """
 
     def __init__(self, config: DecodeConfig | None = None):
-        self.config = config or DecodeConfig()
-        validate(self.config)
+        self.config = resolve_models(config or DecodeConfig())
         self.draft, self.target = load_models(self.config)
         self.decoder = build_decoder(self.config, self.draft, self.target)
 
@@ -110,13 +124,7 @@ class TextDecoder:
         tok = self.target.tokenizer
         ids = encode_raw(tok, prompt) if raw else encode_messages(tok, [{"role": "user", "content": prompt}])
         check_fits(ids, self.config.max_new_tokens, context_limit(self.draft, self.target),
-                   tree_depth=tree_depth(self.config.tree))
+                   tree_depth=self.config.tree.max_depth)
         result = self.decoder.generate(ids)
         result.text = tok.decode(result.output_ids, skip_special_tokens=True)
         return result
-
-
-def tree_depth(spec: str) -> int:
-    """Deepest node a tree spec can produce (for context-length checks)."""
-    tree = parse_tree_spec(spec)
-    return tree.depth

@@ -1,4 +1,5 @@
-"""Typed records written as decoding happens. Every metric in specdyn is computed from these alone.
+"""Typed records: what decoding writes for every node and step (every metric in specdyn is computed from
+these alone), and the pass timings cost measurement writes (budget advice is computed from those).
 
 Each field's meaning is in its ``doc`` metadata (see :func:`field_docs`); `docs/records.md` is generated
 from the same text.
@@ -7,6 +8,7 @@ from the same text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import Enum
 
 
 def _f(doc: str, default=None):
@@ -70,6 +72,24 @@ class StepRecord:
         "Wall time of the target verification pass plus acceptance and cache commit (batch time "
         "split evenly as for draft_seconds)."
     )
+
+
+class Role(Enum):
+    """Which model of the pair a timing belongs to."""
+
+    DRAFT = "draft"
+    TARGET = "target"
+
+
+@dataclass
+class Timing:
+    """One measured forward-pass cost (``specdyn budget --measure``, :mod:`specdyn.engine.timing`)."""
+
+    role: str = _f("Which model was timed: `draft` or `target` (a `Role` value).")
+    batch: int = _f("Rows fed together in the pass.")
+    tokens: int = _f("New query tokens per row (a chain of tree nodes) fed in the pass.")
+    seconds: float = _f("Median wall seconds of the timed passes.")
+    samples: list[float] = field(default_factory=list, metadata={"doc": "Wall seconds of every timed pass."})
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -6,9 +6,8 @@ import hashlib
 import os
 import platform
 import sys
-import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,11 +18,13 @@ from tqdm import tqdm
 from specdyn.config import RunConfig
 from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
-from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, tree_depth
-from specdyn.rundir.writer import RunStore, write_atomic
+from specdyn.models import LoadedModel
+from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, resolve_models
+from specdyn.rundir.manifest import ModelRecord, RunManifest, RunStatus
+from specdyn.rundir.writer import FinishedPrompt, RunWriter
 from specdyn.safetext import visible
+from specdyn.specs import TreeSpec
 from specdyn.suites import Prompt, default_suite, dumps_suite, load_suite
-from specdyn.engine.tree import parse_tree_spec
 
 
 def load_prompts(config: RunConfig) -> list[Prompt]:
@@ -33,12 +34,17 @@ def load_prompts(config: RunConfig) -> list[Prompt]:
     return load_suite(config.suite)
 
 
+def by_domain(prompts: list[Prompt]) -> dict[str, list[Prompt]]:
+    """The prompts of each domain, domains in first-seen order."""
+    groups: dict[str, list[Prompt]] = defaultdict(list)
+    for p in prompts:
+        groups[p.domain].append(p)
+    return groups
+
+
 def interleave(prompts: list[Prompt]) -> list[Prompt]:
     """Round-robin over domains (in first-seen order), so every domain progresses from the start."""
-    by_domain: dict[str, list[Prompt]] = defaultdict(list)
-    for p in prompts:
-        by_domain[p.domain].append(p)
-    queues = list(by_domain.values())
+    queues = list(by_domain(prompts).values())
     return [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
 
 
@@ -61,30 +67,51 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_identity(config: RunConfig, prompts: list[Prompt]) -> dict:
-    """What makes two runs the same run: the config, the suite's content, and the content of every tree
-    file the config points to (so an edited paths file is not mixed into an old run)."""
-    files = [spec.partition(":")[2] for spec, _ in tree_groups(config, prompts) if spec.startswith("paths:")]
-    return {
-        "config": asdict(config),
-        "suite_sha256": hashlib.sha256(dumps_suite(prompts).encode()).hexdigest(),
-        "tree_files": {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in sorted(set(files))},
-    }
+def new_manifest(config: RunConfig, prompts: list[Prompt]) -> RunManifest:
+    """A manifest for this run before anything is decoded. Its :meth:`~RunManifest.identity` (settings,
+    resolved trees, the suite's content) is what makes two runs the same run."""
+    return RunManifest(RunStatus.RUNNING, config, hashlib.sha256(dumps_suite(prompts).encode()).hexdigest(),
+                       started=_now(), machine=_machine(), versions=_versions())
 
 
-def check_resumable(store: RunStore, identity: dict) -> dict | None:
-    """The existing manifest if the folder holds this very run; refuse a folder of another run."""
-    old = store.read_manifest()
+def check_resumable(writer: RunWriter, manifest: RunManifest) -> RunManifest | None:
+    """The existing manifest if the folder holds this very run, else None for a new folder. A folder with
+    finished prompts of another run is refused; one whose manifest is of another config (or unreadable) but
+    that has no finished prompt is a failed start and is replaced, so it never blocks the corrected
+    command; a non-empty folder that is no run folder is refused."""
+    if writer.has_finished_prompts():
+        return _same_run(writer, manifest)
+    try:
+        old = writer.read_manifest()
+    except SpecdynError as exc:
+        old = exc
+    if isinstance(old, RunManifest) and old.identity() == manifest.identity():
+        return old
+    if old is not None:
+        print(f"specdyn: note: {writer.root} holds an unfinished run of another config (or an unreadable "
+              "manifest) with no finished prompt; starting over", file=sys.stderr)
+    elif writer.root.exists() and any(not p.name.startswith(".") for p in writer.root.iterdir()):
+        raise SpecdynError(f"{writer.root} is not empty and is not a specdyn run folder; choose another --out")
+    return None
+
+
+def _same_run(writer: RunWriter, manifest: RunManifest) -> RunManifest:
+    old = writer.read_manifest()
     if old is None:
-        if store.root.exists() and any(not p.name.startswith(".") for p in store.root.iterdir()):
-            raise SpecdynError(f"{store.root} is not empty and is not a specdyn run folder; choose another --out")
-        return None
-    changed = [k for k in identity if old.get(k) != identity[k]]
-    if changed:
-        keys = sorted(k for k, v in identity["config"].items() if old.get("config", {}).get(k) != v)
-        what = ", ".join(keys) if keys else {"suite_sha256": "the suite's prompts"}.get(changed[0], "the tree files")
-        raise SpecdynError(f"{store.root} holds a run with a different config ({what} differ); use another --out")
+        raise SpecdynError(f"{writer.root} holds records but no manifest.json: not a specdyn run folder; "
+                           "choose another --out")
+    if old.identity() != manifest.identity():
+        raise SpecdynError(f"{writer.root} holds a run with a different config ({_difference(old, manifest)} "
+                           "differ); use another --out")
     return old
+
+
+def _difference(old: RunManifest, new: RunManifest) -> str:
+    a, b = old.identity(), new.identity()
+    keys = sorted(k for k, v in (b["config"] or {}).items() if (a["config"] or {}).get(k) != v)
+    if keys:
+        return ", ".join(keys)
+    return "the tree files' contents" if a["trees"] != b["trees"] else "the suite's prompts"
 
 
 @dataclass
@@ -113,87 +140,83 @@ class LiveStats:
         )
 
 
+@dataclass
+class TreeGroup:
+    """Prompts decoded with one tree (one group per domain with ``--domain-trees``), in decoding order."""
+
+    tree: TreeSpec
+    prompts: list[Prompt]
+
+
+def tree_groups(config: RunConfig, prompts: list[Prompt]) -> list[TreeGroup]:
+    """One group with ``config.tree`` unless per-domain trees are configured, then one group per domain
+    (in first-seen order), each with the tree :meth:`RunConfig.tree_for` gives it."""
+    if config.domain_trees is None:
+        return [TreeGroup(config.tree, interleave(prompts))]
+    return [TreeGroup(config.tree_for(d), group) for d, group in by_domain(prompts).items()]
+
+
 def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
     """Decode every unfinished prompt of the suite into the run folder ``out``; return its path.
 
-    Nothing is written until the suite, the folder, the models and every prompt have been checked."""
+    Nothing is written until the suite, the folder, the models' limits, the models and every prompt have
+    been checked and the decoders built."""
+    config = resolve_models(config)
     prompts = load_prompts(config)
-    identity = run_identity(config, prompts)
-    store = RunStore(Path(out))
-    store.check_writable()
-    old = check_resumable(store, identity)
-    draft, target = load_models(config)
-    models = {role: {"name": m.name, "weights_id": m.weights_id}
-              for role, m in (("draft", draft), ("target", target)) if m is not None}
-    if old and old.get("models") != models:
-        raise SpecdynError(f"{store.root} was made with other model weights; use another --out")
-    inputs = encode_suite(config, prompts, draft, target)
-    with store.lock():
-        manifest = old or {**identity, "models": models, "started": _now(), "machine": _machine(), "versions": _versions()}
-        store.write_manifest({**manifest, "status": "running", "finished": None})
-        finished = store.open()
-        write_atomic(store.root / "suite.jsonl", lambda p: p.write_text(dumps_suite(prompts)))
-        _decode_all(config, store, _todo(config, prompts, inputs, finished), _meta(prompts), draft, target,
-                    (len(finished), len(prompts)), quiet)
-        counts = {t: store.read(t).num_rows for t in ("prompts", "steps", "nodes")}
-        store.write_manifest({**manifest, "status": "complete", "finished": _now(), "counts": counts})
-    return store.root
+    groups = tree_groups(config, prompts)
+    writer = RunWriter(Path(out))
+    writer.check_writable()
+    fresh = new_manifest(config, prompts)
+    manifest = check_resumable(writer, fresh) or fresh
+    draft, target = load_models(config, [g.tree for g in groups])
+    manifest = _with_models(writer, manifest, draft, target)
+    inputs = encode_suite(config, prompts, draft, target, groups)
+    decoders = [build_decoder(config, draft, target, g.tree) for g in groups]
+    with writer.lock():
+        writer.write_manifest(replace(manifest, status=RunStatus.RUNNING, finished=None))
+        finished = writer.open()
+        writer.write_suite(dumps_suite(prompts))
+        todo = [[inputs[p.id] for p in g.prompts if p.id not in finished] for g in groups]
+        _decode_all(config, writer, zip(decoders, todo), _meta(prompts), target, (len(finished), len(prompts)), quiet)
+        writer.write_manifest(replace(manifest, status=RunStatus.COMPLETE, finished=_now(), counts=writer.counts()))
+    return writer.root
 
 
-def _todo(config, prompts, inputs, finished) -> list[tuple[str, list[PromptInput]]]:
-    """(tree spec, unfinished prompt inputs) groups, in decoding order."""
-    return [(tree, [inputs[p.id] for p in group if p.id not in finished]) for tree, group in tree_groups(config, prompts)]
+def _with_models(writer: RunWriter, manifest: RunManifest, *loaded: LoadedModel | None) -> RunManifest:
+    """``manifest`` naming the loaded weights; a resumed run must have been made with the same ones."""
+    models = {role: ModelRecord(m.name, m.weights_id) for role, m in zip(("draft", "target"), loaded) if m is not None}
+    if manifest.models and manifest.models != models:
+        raise SpecdynError(f"{writer.root} was made with other model weights; use another --out")
+    return replace(manifest, models=models)
 
 
-def _meta(prompts: list[Prompt]) -> dict[str, dict]:
-    return {p.id: {"domain": p.domain, "source": p.source} for p in prompts}
+def _meta(prompts: list[Prompt]) -> dict[str, Prompt]:
+    return {p.id: p for p in prompts}
 
 
-def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target) -> dict[str, PromptInput]:
+def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target, groups: list[TreeGroup]) -> dict[str, PromptInput]:
     """Token ids of every prompt (target chat template), each checked against the context length."""
     context = context_limit(draft, target)
-    depth = max(tree_depth(spec) for spec, _ in tree_groups(config, prompts))
+    depth = max(g.tree.max_depth for g in groups)
     inputs = {}
     for p in prompts:
-        ids = encode_messages(target.tokenizer, p.messages)
+        ids = encode_messages(target.tokenizer, p.messages, p.id)
         check_fits(ids, config.max_new_tokens, context, p.id, tree_depth=depth)
         inputs[p.id] = PromptInput(p.id, ids)
     return inputs
 
 
-def tree_groups(config: RunConfig, prompts: list[Prompt]) -> list[tuple[str, list[Prompt]]]:
-    """(tree spec, prompts) groups: one group with ``config.tree`` unless per-domain trees are configured,
-    then one group per domain, each with its own paths file when the folder has one."""
-    if not config.domain_trees:
-        return [(config.tree, interleave(prompts))]
-    from specdyn.budget.output import domain_filename
-
-    folder = Path(config.domain_trees)
-    if not folder.is_dir():
-        raise SpecdynError(f"--domain-trees {folder}: no such folder")
-    groups: dict[str, list[Prompt]] = defaultdict(list)
-    for p in prompts:
-        groups[p.domain].append(p)
-    out = []
-    for domain, group in groups.items():
-        path = folder / domain_filename(domain)
-        spec = f"paths:{path}" if path.is_file() else config.tree
-        parse_tree_spec(spec)
-        out.append((spec, group))
-    return out
-
-
-def _decode_all(config, store, groups, meta, draft, target, progress, quiet) -> None:
+def _decode_all(config, writer: RunWriter, work, meta: dict[str, Prompt], target, progress, quiet) -> None:
     tok = target.tokenizer
     live = LiveStats.empty()
     done, total = progress
     bar = tqdm(total=total, initial=done, unit="prompt", disable=quiet, dynamic_ncols=True, file=sys.stderr)
-    for tree, todo in groups:
-        decoder = build_decoder(replace(config, tree=tree), draft, target)
+    for decoder, todo in work:
         for result in decoder.generate_many(todo, batch_size=config.batch_size):
             result.text = tok.decode(result.output_ids, skip_special_tokens=True)
-            store.append([(result, meta[result.prompt_id])])
-            live.add(meta[result.prompt_id]["domain"], result)
+            prompt = meta[result.prompt_id]
+            writer.append([FinishedPrompt(result, prompt.domain, prompt.source)])
+            live.add(prompt.domain, result)
             bar.set_postfix_str(live.line(), refresh=False)
             bar.update(1)
     bar.close()

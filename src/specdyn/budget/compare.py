@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from specdyn.budget.measured import DomainStats, PromptThroughput, domain_stats, per_prompt_throughput
 from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
-from specdyn.budget.runs import DomainStats, RunTables, domain_config, domain_stats, paths_file, per_prompt_throughput, run_domains, run_shape
 from specdyn.budget.sequoia import expected_accepted
+from specdyn.defaults import DEFAULT_DRAFTER, DEFAULT_TREE
 from specdyn.errors import SpecdynError
+from specdyn.rundir.reader import RunData
 from specdyn.safetext import markdown
-from specdyn.defaults import DEFAULT_TREE
-
-RESAMPLES = 2000
+from specdyn.specs import PathsTree, TreeSpec
+from specdyn.stats import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 
 
 class TreeRole(Enum):
@@ -42,7 +43,7 @@ class RunEntry:
     stats: DomainStats
     predicted_accepted: float | None = None
     prediction_source: str | None = None
-    throughput: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    throughput: dict[str, PromptThroughput] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -69,59 +70,74 @@ class DomainComparison:
     verdict: list[str]
 
 
-def _budget_doc(run: RunTables, config: dict) -> tuple[Path, dict] | None:
+@dataclass
+class BudgetDoc:
+    """A ``budget.json`` and the folder it lies in (its ``paths_file`` names are relative to it)."""
+
+    folder: Path
+    data: dict
+
+    def domain(self, domain: str) -> dict:
+        entry = self.data.get("domains", {}).get(domain)
+        return entry if isinstance(entry, dict) else {}
+
+
+def _budget_doc(run: RunData, tree: TreeSpec) -> BudgetDoc | None:
     """The ``budget.json`` that predicts this run's tree: next to its paths file, else in RUN_DIR/budget."""
-    file = paths_file(config)
-    for folder in ([file.parent] if file else []) + [run.root / BUDGET_DIR]:
+    folders = [tree.source.parent] if isinstance(tree, PathsTree) else []
+    for folder in folders + ([run.run_dir / BUDGET_DIR] if run.run_dir else []):
         try:
-            return folder, json.loads((folder / BUDGET_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads((folder / BUDGET_FILE).read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
+        if isinstance(data, dict):
+            return BudgetDoc(folder, data)
     return None
 
 
-def _role(config: dict, domain: str, doc: tuple[Path, dict] | None) -> TreeRole:
-    file = paths_file(config)
-    if config.get("tree") == DEFAULT_TREE and config.get("drafter", "model") == "model":
+def _role(tree: TreeSpec, drafter_is_default: bool, domain: str, doc: BudgetDoc | None) -> TreeRole:
+    if tree == DEFAULT_TREE and drafter_is_default:
         return TreeRole.DEFAULT
-    if file is None or doc is None or not file.exists():
+    if not isinstance(tree, PathsTree) or doc is None:
         return TreeRole.OTHER
-    folder, data = doc
-    same = {d for d, v in data.get("domains", {}).items() if (folder / v.get("paths_file", "")).resolve() == file.resolve()}
+    same = {d for d in doc.data.get("domains", {})
+            if (doc.folder / str(doc.domain(d).get("paths_file", ""))).resolve() == tree.source}
     return TreeRole.RECOMMENDED if domain in same else TreeRole.RECOMMENDED_ELSEWHERE if same else TreeRole.OTHER
 
 
-def run_entry(run: RunTables, label: str, domain: str) -> RunEntry:
+def run_entry(run: RunData, label: str, domain: str) -> RunEntry:
     """Measurements, role and (when a budget.json covers the domain) prediction of one run on ``domain``."""
-    config = domain_config(run.config, domain)
-    doc, shape = _budget_doc(run, config), run_shape(config)
-    entry = RunEntry(label, str(config.get("tree", "?")), str(config.get("drafter", "model")),
-                     config.get("batch_size"), _role(config, domain, doc), domain_stats(run, domain),
+    config = run.manifest.require_config(label)
+    tree = config.tree_for(domain)
+    doc = _budget_doc(run, tree)
+    entry = RunEntry(label, tree.text, config.drafter.text, config.batch_size,
+                     _role(tree, config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
                      throughput=per_prompt_throughput(run, domain))
-    vec = doc[1].get("domains", {}).get(domain, {}).get("acceptance") if doc else None
-    if vec and shape is not None:
-        entry.predicted_accepted = expected_accepted(shape, vec["p"])
-        entry.prediction_source = str(doc[0] / BUDGET_FILE)
+    vec = doc.domain(domain).get("acceptance") if doc else None
+    if isinstance(vec, dict) and tree.shape is not None:
+        entry.predicted_accepted = expected_accepted(tree.shape, vec["p"])
+        entry.prediction_source = str(doc.folder / BUDGET_FILE)
     return entry
 
 
-def _ratio(tok: np.ndarray, sec: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return tok[idx].sum(-1) / sec[idx].sum(-1)  # [resamples]
+def _sums(throughput: dict[str, PromptThroughput], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([throughput[i].tokens for i in ids], dtype=float),  # [prompts]
+            np.array([throughput[i].seconds for i in ids], dtype=float))  # [prompts]
 
 
-def bootstrap_gain(a: RunEntry, b: RunEntry, resamples: int = RESAMPLES, seed: int = 0) -> Gain:
-    """:class:`Gain` of ``a`` over ``b`` from their per-prompt (tokens, seconds)."""
+def bootstrap_gain(a: RunEntry, b: RunEntry, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Gain:
+    """:class:`Gain` of ``a`` over ``b`` from their per-prompt tokens and seconds: the prompts are resampled
+    (:func:`specdyn.stats.resample_counts`), with the same draw for both runs when paired."""
     rng = np.random.default_rng(seed)
     common = sorted(set(a.throughput) & set(b.throughput))
     paired = len(common) >= 2
     ids_a, ids_b = (common, common) if paired else (sorted(a.throughput), sorted(b.throughput))
-    ta, sa = (np.array(x, dtype=float) for x in zip(*(a.throughput[i] for i in ids_a)))  # [prompts_a] each
-    tb, sb = (np.array(x, dtype=float) for x in zip(*(b.throughput[i] for i in ids_b)))  # [prompts_b] each
-    ia = rng.integers(0, len(ids_a), (resamples, len(ids_a)))  # [resamples, prompts_a]
-    ib = ia if paired else rng.integers(0, len(ids_b), (resamples, len(ids_b)))  # [resamples, prompts_b]
-    draws = _ratio(ta, sa, ia) / _ratio(tb, sb, ib) - 1.0  # [resamples]
+    (ta, sa), (tb, sb) = _sums(a.throughput, ids_a), _sums(b.throughput, ids_b)
+    wa = resample_counts(len(ids_a), resamples, rng)  # [resamples, prompts_a]
+    wb = wa if paired else resample_counts(len(ids_b), resamples, rng)  # [resamples, prompts_b]
+    draws = ((wa @ ta) / (wa @ sa)) / ((wb @ tb) / (wb @ sb)) - 1.0  # [resamples]
     point = (ta.sum() / sa.sum()) / (tb.sum() / sb.sum()) - 1.0
-    low, high = np.percentile(draws, [2.5, 97.5])
+    low, high = percentile_ci(draws)
     return Gain(a.label, b.label, float(point), float(low), float(high), len(ids_a), paired)
 
 
@@ -143,7 +159,7 @@ def _verdict(domain: str, entries: list[RunEntry], gain: Gain | None) -> list[st
     elif TreeRole.RECOMMENDED not in roles:
         lines.append(f"No run here used the tree recommended for {domain}.")
     else:
-        lines.append(f"No run here used the default tree ({DEFAULT_TREE}), so the recommendation is not compared with it.")
+        lines.append(f"No run here used the default tree ({DEFAULT_TREE.text}), so the recommendation is not compared with it.")
     return lines
 
 
@@ -155,12 +171,12 @@ def compare_domain(domain: str, entries: list[RunEntry]) -> DomainComparison:
     return DomainComparison(domain, ranked, gain, _verdict(domain, ranked, gain))
 
 
-def compare_runs(runs: list[RunTables], labels: list[str]) -> list[DomainComparison]:
+def compare_runs(runs: list[RunData], labels: list[str]) -> list[DomainComparison]:
     """Per domain present in any run (sorted), every run that decoded it, ranked by measured tokens/s."""
     if len(runs) < 1:
         raise SpecdynError("compare needs at least one run folder")
-    domains = sorted({d for r in runs for d in run_domains(r)})
-    return [compare_domain(d, [run_entry(r, lab, d) for r, lab in zip(runs, labels) if d in run_domains(r)])
+    domains = sorted({d for r in runs for d in r.domains})
+    return [compare_domain(d, [run_entry(r, lab, d) for r, lab in zip(runs, labels) if d in r.domains])
             for d in domains]
 
 

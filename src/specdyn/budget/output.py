@@ -4,25 +4,18 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
+from specdyn.files import write_text_atomic
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
-from specdyn.rundir.writer import write_atomic
 from specdyn.safetext import visible
-from specdyn.engine.tree import shape_to_paths_json
+from specdyn.specs import SUMMARY_FILE, domain_filename
 
-BUDGET_FILE = "budget.json"
+BUDGET_FILE = SUMMARY_FILE  # the one file of the folder that is not a tree (see specdyn.specs.DomainTrees)
 BUDGET_DIR = "budget"
 FORMAT_VERSION = 1
-
-
-def domain_filename(domain: str) -> str:
-    """``<domain>.json`` with every character outside ``[A-Za-z0-9_.-]`` replaced by ``_``."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", domain).strip(".") or "domain"
-    return f"{safe}.json" if safe != "budget" else "budget_domain.json"
 
 
 def candidate_json(c: Candidate, paths: bool = False) -> dict:
@@ -61,10 +54,10 @@ def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dic
     domains = {}
     for plan in plans:
         name = domain_filename(plan.domain)
-        write_atomic(out / name, lambda p, s=plan.best.shape: p.write_text(shape_to_paths_json(s) + "\n"))
+        write_text_atomic(out / name, json.dumps(plan.best.shape.to_json()) + "\n")
         domains[plan.domain] = plan_json(plan, name, own_specs[plan.domain])
     doc = {"version": FORMAT_VERSION, **header, "domains": domains}
-    write_atomic(out / BUDGET_FILE, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n"))
+    write_text_atomic(out / BUDGET_FILE, json.dumps(doc, indent=2) + "\n")
     return out / BUDGET_FILE
 
 

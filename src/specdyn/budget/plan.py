@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from specdyn.budget.acceptance import AcceptanceVector
 from specdyn.budget.costs import CostModel
-from specdyn.budget.runs import DomainStats
+from specdyn.budget.measured import DomainStats
 from specdyn.budget.sequoia import expected_accepted, sequoia_table
-from specdyn.engine.tree import TreeShape
+from specdyn.specs import TreeShape
 
 
 @dataclass

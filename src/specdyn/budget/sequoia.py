@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from specdyn.errors import SpecdynError
-from specdyn.engine.tree import TreeShape
+from specdyn.specs import TreeShape
 
 TIE = 1e-12  # scores closer than this count as equal (the smaller tree wins)
 

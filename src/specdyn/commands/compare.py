@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from specdyn.files import write_text_atomic
 from specdyn.budget.compare import compare_runs, to_json, to_markdown
-from specdyn.budget.runs import load_run
+from specdyn.commands.common import out_path, print_notes
 from specdyn.errors import SpecdynError
-from specdyn.rundir.writer import write_atomic
+from specdyn.rundir.reader import load_run
 
 
 def add_parser(sub) -> None:
@@ -23,19 +24,25 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _check_distinct(run_dirs: list[str]) -> None:
+    seen: dict[Path, str] = {}
+    for d in run_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise SpecdynError(f"the same run folder is given twice ({seen[key]} and {d})")
+        seen[key] = d
+
+
 def run(args) -> int:
-    labels = [str(d) for d in args.run_dirs]
-    if len(set(labels)) < len(labels):
-        raise SpecdynError("the same run folder is given twice")
-    comparisons = compare_runs([load_run(d) for d in args.run_dirs], labels)
+    _check_distinct(args.run_dirs)
+    out = out_path(args.out, None)
+    runs = [load_run(d) for d in args.run_dirs]
+    for label, r in zip(args.run_dirs, runs):
+        print_notes(label, r)
+    comparisons = compare_runs(runs, list(args.run_dirs))
     markdown = to_markdown(comparisons)
     print(markdown)
-    if args.out:
-        out = Path(args.out)
-        text = to_json(comparisons) if out.suffix.lower() == ".json" else markdown
-        try:
-            write_atomic(out, lambda p: p.write_text(text + "\n"))
-        except OSError as exc:
-            raise SpecdynError(f"cannot write {out}: {exc.strerror}") from None
+    if out is not None:
+        write_text_atomic(out, (to_json(comparisons) if out.suffix.lower() == ".json" else markdown) + "\n")
         print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from specdyn.commands.common import out_path
+from specdyn.stats import DEFAULT_RESAMPLES
 
 from specdyn.safetext import visible  # notes and paths may hold domain names and user paths
 
 
 def add_parser(subparsers) -> None:
     """Register the `report` sub-command."""
-    from specdyn.report import DEFAULT_BOOTSTRAP
-
     parser = subparsers.add_parser(
         "report",
         help="write report.html, report.md and metrics.json for a run folder",
@@ -21,8 +23,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `specdyn run`")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="output folder (default: RUN_DIR)")
-    parser.add_argument("--bootstrap", metavar="N", type=int, default=DEFAULT_BOOTSTRAP,
-                        help=f"prompt-level bootstrap resamples (default {DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--bootstrap", metavar="N", type=int, default=DEFAULT_RESAMPLES,
+                        help=f"prompt-level bootstrap resamples (default {DEFAULT_RESAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.set_defaults(func=run)
 
@@ -30,7 +32,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from specdyn.report import build_report
 
-    result = build_report(args.run_dir, args.out, n_boot=args.bootstrap, seed=args.seed)
+    out = out_path(args.out, Path(args.run_dir))
+    result = build_report(args.run_dir, out, n_boot=args.bootstrap, seed=args.seed)
     for note in result.metrics["notes"]:
         print(f"note: {visible(note)}")
     print(visible(result.metrics["predictors"]["verdict"]))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from specdyn.commands.common import add_decode_args, config_from_args
+from pathlib import Path
+
+from specdyn.commands.common import add_decode_args, config_from_args, out_path
 from specdyn.config import RunConfig
+
+DEFAULT_OUT = "runs/default"
 
 
 def add_parser(sub) -> None:
@@ -16,13 +20,13 @@ def add_parser(sub) -> None:
         "to Parquet in --out, then write the report. Re-running the same command resumes an interrupted run.",
     )
     p.add_argument("--suite", help=f"'default' (the built-in 4-domain benchmark suite) or a suite JSONL file (default {d.suite})")
-    p.add_argument("--out", default="runs/default", metavar="DIR", help="run folder (default runs/default)")
+    p.add_argument("--out", metavar="DIR", help=f"run folder (default {DEFAULT_OUT})")
     p.add_argument("--per-domain", type=int, metavar="N", help=f"prompts per domain for the default suite (default {d.per_domain})")
     p.add_argument("--seed", type=int, metavar="S", help=f"seed for drawing the default suite (default {d.seed})")
     p.add_argument("--batch-size", type=int, metavar="N", help=f"prompts decoded together in one batch (default {d.batch_size})")
     p.add_argument("--domain-trees", metavar="DIR",
-                   help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`); "
-                   "domains without a file use --tree")
+                   help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`; every "
+                   "*.json in DIR but budget.json must be one); domains without a file use --tree")
     add_decode_args(p, RunConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -32,8 +36,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from specdyn.study import run_study
 
+    out = out_path(args.out, Path(DEFAULT_OUT))
     config = config_from_args(args, RunConfig)
-    root = run_study(config, args.out, quiet=args.quiet)
+    root = run_study(config, out, quiet=args.quiet)
     print(f"run complete: {root}", file=sys.stderr)
     if not args.no_report:
         from specdyn.report import build_report

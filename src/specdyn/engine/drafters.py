@@ -7,7 +7,9 @@ import copy
 import torch
 
 from specdyn.engine.proposers import Proposer
-from specdyn.engine.tree import ROOT, DraftTree, TreeShape
+from specdyn.engine.tree import ROOT, DraftTree
+from specdyn.errors import SpecdynError
+from specdyn.specs import TreeShape
 
 
 class PromptLookupProposer(Proposer):
@@ -74,8 +76,6 @@ def early_exit_model(target, layers: int):
     inner = getattr(target, "model", None)
     total = len(getattr(inner, "layers", []))
     if not 1 <= layers < total:
-        from specdyn.errors import SpecdynError
-
         raise SpecdynError(f"early-exit needs 1 <= layers < {total} (the target's layer count), got {layers}")
     config = copy.copy(target.config)
     config.num_hidden_layers = layers

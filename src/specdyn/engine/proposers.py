@@ -7,19 +7,24 @@ A proposer that keeps state (a KV cache) is told about batch changes through ``a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from specdyn.engine.cache import CONTEXT, DEAD, CachedModel, Query
-from specdyn.engine.tree import ROOT, DraftTree, DynamicSpec, TreeShape, ancestor_mask
+from specdyn.engine.tree import ROOT, DraftTree, ancestor_mask
 from specdyn.engine.verify import distribution_stats
+from specdyn.specs import DynamicTree, TreeShape
 
 
-class Proposer:
-    """Base class: the interface every drafter implements."""
+class Proposer(Protocol):
+    """The interface every drafter implements (like :class:`~specdyn.engine.verify.Verifier`, a Protocol).
+
+    Drafters that keep no state may subclass it to inherit the no-op row and commit methods."""
 
     def propose(self, contexts: list[list[int]]) -> list[DraftTree]:
-        raise NotImplementedError
+        """One draft tree per row of the batch."""
+        ...
 
     def add_rows(self, contexts: list[list[int]]) -> None:
         """New prompts join the batch (below the existing rows)."""
@@ -163,7 +168,7 @@ class DynamicDraftProposer(DraftModelProposer):
     their descendants, so the kept set is a tree) and re-indexed breadth-first.
     """
 
-    def __init__(self, model, spec: DynamicSpec):
+    def __init__(self, model, spec: DynamicTree):
         super().__init__(model, TreeShape(((0,),)))
         self.spec = spec
         self._kept: list[list[int]] = []  # per row: candidate index of each kept node

@@ -1,6 +1,7 @@
 """`specdyn report`: per-domain acceptance statistics, predictors and claim checks for one run.
 
-Layers: :mod:`load` (run folder -> numpy columns), :mod:`stats` (bootstrap, correlations, logistic fits),
+Layers: :mod:`specdyn.rundir.reader` (run folder -> numpy columns), :mod:`stats` (per-prompt sums,
+correlations, logistic fits; estimates and resampling from :mod:`specdyn.stats`),
 :mod:`metrics` (every number), :mod:`claims` (the reference study's claims), :mod:`plots` and
 :mod:`render` (Markdown + self-contained HTML). :func:`build_report` runs them all.
 """
@@ -9,20 +10,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from specdyn.files import write_atomic
 from specdyn.errors import SpecdynError
 from specdyn.report.claims import Claim, Verdict, evaluate_claims
 from specdyn.rundir.reader import RunData, load_run
 from specdyn.report.metrics import compute
 from specdyn.report.render import PROMPT_SAMPLES, build_document, to_html, to_markdown
+from specdyn.stats import DEFAULT_RESAMPLES
 
 __all__ = ["ReportResult", "build_report", "Claim", "Verdict"]
 
-DEFAULT_BOOTSTRAP = 1000
 MIN_BOOTSTRAP = 50
 RECOMMENDED_BOOTSTRAP = 1000
 
@@ -40,7 +41,7 @@ class ReportResult:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                 n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> ReportResult:
+                 n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> ReportResult:
     """Read ``run_dir`` and write report.html, report.md (+ plots/*.png) and metrics.json to
     ``out_dir`` (default: the run folder). Raises SpecdynError on unusable input."""
     if seed < 0:
@@ -99,9 +100,4 @@ def _finite(obj):
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SpecdynError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_atomic(path, lambda p: p.write_bytes(data))

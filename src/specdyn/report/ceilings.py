@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from specdyn.report.levels import NodeTable, step_keys
-from specdyn.report.stats import Estimate
+from specdyn.stats import Estimate
 
 CEILING_TOL = 0.02  # a CI upper bound within 2% (relative) of the cap "reaches" it
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from specdyn.report.metrics import Computed
 from specdyn.report.notions import Entropy, Notion
-from specdyn.report.stats import Estimate, Sampled
+from specdyn.stats import Estimate, Sampled
 
 CHAT = "chat"
 RHO_INTERVAL = (-0.20, -0.15)

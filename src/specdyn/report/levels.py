@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specdyn.report.stats import Resampled, Sampled, SumsLayout, pearson_from_sums, ratio
+from specdyn.report.stats import Resampled, SumsLayout, pearson_from_sums, ratio
+from specdyn.stats import Sampled
 
 TRIALS, SUCCESSES = "level:trials", "level:successes"  # SumsLayout blocks, one column per depth
 
@@ -76,29 +77,10 @@ def step_keys(nodes: NodeTable) -> np.ndarray:
     return nodes.prompt.astype(np.int64) * span + nodes.step
 
 
-def parent_rows(nodes: NodeTable) -> np.ndarray:
-    """Row of each node's parent record; -1 for a child of the committed context or a missing parent."""
-    span = int(max(nodes.node.max(), nodes.parent.max())) + 2 if len(nodes.node) else 1
-    base = step_keys(nodes) * span
-    key = base + nodes.node
-    order = np.argsort(key, kind="stable")
-    wanted = base + nodes.parent
-    pos = np.minimum(np.searchsorted(key[order], wanted), len(key) - 1)
-    found = (nodes.parent >= 0) & (key[order][pos] == wanted)
-    return np.where(found, order[pos], -1)
-
-
-def parent_reached(nodes: NodeTable, parents: np.ndarray | None = None) -> np.ndarray:
-    """Per node: the walk reached it (it hangs from the committed context, or its parent is on the
-    accepted path). A node whose parent record is missing counts as not reached."""
-    parents = parent_rows(nodes) if parents is None else parents
-    return np.where(parents >= 0, nodes.accepted_path[np.maximum(parents, 0)], nodes.parent < 0)
-
-
-def trial_table(nodes: NodeTable) -> TrialTable:
-    """Every trial of the run: the reached nodes grouped by (prompt, step, parent); a group succeeds
-    when one of its nodes is on the accepted path."""
-    rows = np.flatnonzero(parent_reached(nodes))
+def trial_table(nodes: NodeTable, reached: np.ndarray) -> TrialTable:
+    """Every trial of the run: the reached nodes (``reached``: the run folder reader's ``parent_reached``)
+    grouped by (prompt, step, parent); a group succeeds when one of its nodes is on the accepted path."""
+    rows = np.flatnonzero(reached)
     span = int(nodes.parent.max()) + 2
     key = step_keys(nodes)[rows] * span + nodes.parent[rows] + 1
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)

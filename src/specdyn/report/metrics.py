@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 from specdyn.report.notions import Entropy, Notion
 from specdyn.report.stats import (
-    Estimate, Resampled, Sampled, SumsLayout, fit_logistic, lr_test, mcfadden_r2,
-    midranks, pearson_from_sums, ratio, resample_group, saturated_loglik,
+    Resampled, SumsLayout, fit_logistic, lr_test, mcfadden_r2, midranks, pearson_from_sums, ratio,
+    resample_group, saturated_loglik,
 )
+from specdyn.stats import DEFAULT_RESAMPLES, Estimate, Sampled
 
 DEPTH_CAP = 32  # depths >= this are pooled into one level "32+"
 RANK_CAP = 16  # sibling ranks >= this are pooled into one level "16+"
@@ -57,7 +57,7 @@ class _Prepared:
     bin_idx: dict[Entropy, np.ndarray]
 
 
-def compute(run: RunData, n_boot: int = 1000, seed: int = 0) -> Computed:
+def compute(run: RunData, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> Computed:
     """All statistics of ``run`` with ``n_boot`` prompt-level bootstrap resamples (seeded)."""
     prep = _prepare(run)
     notes = list(run.notes) + _consistency_notes(run, prep)
@@ -130,33 +130,11 @@ def _prepare(run: RunData) -> _Prepared:
         bins[src] = np.clip(np.searchsorted(edges[src][1:-1], values, side="right"), 0, len(edges[src]) - 2)
     return _Prepared(
         run=run, node_domain=run.prompts.domain[nodes.prompt], depth_levels=depth_levels,
-        depth_idx=depth_idx, rank_levels=rank_levels, rank_idx=rank_idx, reached=_parent_reached(run),
+        depth_idx=depth_idx, rank_levels=rank_levels, rank_idx=rank_idx, reached=run.nodes.parent_reached,
         y={Notion.LOCAL: nodes.accepted_local.astype(float), Notion.PATH: nodes.accepted_path.astype(float),
            Notion.PROB: nodes.accept_prob},
         x=x, bin_edges=edges, bin_idx=bins,
     )
-
-
-def _parent_reached(run: RunData) -> np.ndarray:
-    """Per node: True when its parent is on the accepted path (or it hangs from the committed context),
-    i.e. the greedy acceptance walk reached it. Parents are found by (prompt, step, node index)."""
-    n = run.nodes
-    span_node = int(max(n.node.max(), n.parent.max())) + 2
-    span_step = int(n.step.max()) + 1
-    if len(run.prompts.ids) * span_step * span_node >= 2**62:
-        raise SpecdynError("step or node indices are too large (corrupt records?)")
-    base = (n.prompt * span_step + n.step) * span_node
-    key = base + n.node
-    order = None if np.all(key[1:] > key[:-1]) else np.argsort(key, kind="stable")
-    sorted_key = key if order is None else key[order]
-    child = np.flatnonzero(n.parent >= 0)
-    parent_key = base[child] + n.parent[child]
-    pos = np.minimum(np.searchsorted(sorted_key, parent_key), len(key) - 1)
-    found = sorted_key[pos] == parent_key
-    rows = pos if order is None else order[pos]
-    reached = np.ones(len(key), bool)
-    reached[child] = found & n.accepted_path[rows]
-    return reached
 
 
 def _consistency_notes(run: RunData, prep: _Prepared) -> list[str]:
@@ -490,14 +468,14 @@ def _verdict_sentence(notion: Notion, models: dict, est: dict, n_dom: int, n_dep
 
 
 def _run_info(run: RunData) -> dict:
-    counts = run.manifest.get("counts") if isinstance(run.manifest.get("counts"), dict) else None
+    counts = vars(run.manifest.counts) if run.manifest.counts is not None else None
     return {
         "dir": str(run.run_dir) if run.run_dir else None,
         "status": run.status.value,
-        "in_progress": run.status.value != "complete",
+        "in_progress": run.manifest.in_progress,
         "manifest_counts": counts,
-        "started": run.manifest.get("started"),
-        "finished": run.manifest.get("finished"),
+        "started": run.manifest.started,
+        "finished": run.manifest.finished,
         "domains": list(run.domains),
         "finished_prompts": len(run.prompts.ids),
         "nodes": int(len(run.nodes.prompt)),

@@ -1,4 +1,5 @@
-"""Pure statistics: per-prompt sufficient sums, the prompt-level bootstrap, correlations, logistic fits.
+"""The report's statistics: per-prompt sufficient sums, their prompt-level bootstrap, correlations, logistic
+fits. Estimates, intervals and resampling shared with `specdyn compare` live in :mod:`specdyn.stats`.
 
 The bootstrap never touches nodes. Every report statistic is a function of *sums over nodes* (counts,
 sums of y, of x*y, per depth, ...). Those sums are computed once per prompt (a prompts x columns matrix
@@ -14,50 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-LEVEL = 0.95  # confidence level of every interval in the report
-
-
-@dataclass
-class Estimate:
-    """A point estimate with a percentile bootstrap confidence interval (NaN when undefined)."""
-
-    value: float
-    ci_low: float
-    ci_high: float
-
-    def to_dict(self, key: str = "value") -> dict:
-        """JSON form: ``{key: value, "ci_low": .., "ci_high": ..}`` with NaN written as null."""
-        return {key: _num(self.value), "ci_low": _num(self.ci_low), "ci_high": _num(self.ci_high)}
-
-    def shifted(self, delta: float) -> Estimate:
-        return Estimate(self.value + delta, self.ci_low + delta, self.ci_high + delta)
-
-
-@dataclass
-class Sampled:
-    """A statistic's value on the data and on each bootstrap resample (aligned across domains)."""
-
-    point: float
-    boot: np.ndarray
-
-    def estimate(self, level: float = LEVEL) -> Estimate:
-        return Estimate(float(self.point), *percentile_ci(self.boot, level))
-
-
-def _num(x: float):
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-def percentile_ci(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of bootstrap samples; NaN when under half of the resamples are defined."""
-    samples = np.asarray(samples, dtype=float)
-    ok = samples[np.isfinite(samples)]
-    if ok.size == 0 or ok.size < samples.size / 2:
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    low, high = np.quantile(ok, [alpha, 1 - alpha])
-    return float(low), float(high)
-
+from specdyn.stats import Sampled, resample_counts
 
 def ratio(num, den):
     """num / den elementwise, NaN where den == 0."""
@@ -133,13 +91,6 @@ class Resampled:
         """Like :meth:`sample` for a statistic with one value per column: ((m,), (B, m))."""
         return (np.asarray(fn(lambda name: self.full[self.layout.slices[name]]), dtype=float),
                 np.asarray(fn(lambda name: self.boot[:, self.layout.slices[name]]), dtype=float))
-
-
-def resample_counts(n_items: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_resamples, n_items) multiplicities of a with-replacement resample of n_items items each."""
-    draws = rng.integers(0, n_items, size=(n_resamples, n_items))
-    draws += (np.arange(n_resamples) * n_items)[:, None]
-    return np.bincount(draws.ravel(), minlength=n_resamples * n_items).reshape(n_resamples, n_items)
 
 
 def resample_group(layout: SumsLayout, sums: np.ndarray, members: np.ndarray, n_resamples: int,

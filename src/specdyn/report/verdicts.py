@@ -31,7 +31,7 @@ from enum import Enum
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
-from specdyn.report.stats import Estimate, Sampled
+from specdyn.stats import Estimate, Sampled
 
 LEVEL = 0.05
 WEAK = 0.3  # |r| below this is a weak correlation (Cohen's "medium" starts at 0.3)

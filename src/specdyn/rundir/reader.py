@@ -1,17 +1,17 @@
-"""Read a run folder into aligned numpy arrays, keeping only finished prompts, with clear errors.
+"""The only reader of run folders: records of finished prompts as aligned numpy columns, strictly checked.
 
-A run folder holds ``manifest.json`` and ``nodes/``, ``steps/``, ``prompts/`` shards named
-``shard-NNNNNN.parquet``. A prompt is finished iff it has a row in ``prompts/``; only shard numbers
-present in ``prompts/`` are read (a nodes/steps shard without one is left over from an interrupted flush),
-and node/step rows are kept only for finished prompts.
+Every analysis (report, budget, compare) reads a run through :func:`load_run`. A prompt is finished iff it
+has a row in ``prompts/``; only shard numbers present in ``prompts/`` are read (a nodes/steps shard
+without one is left over from an interrupted or ongoing flush, and is noted). Anything else that does not
+add up is refused with one line that names the shard: an unreadable or incomplete shard, rows of a prompt
+that is not in the same-numbered prompts shard, a prompt listed twice, step or node counts that disagree
+with the prompt rows, a node whose parent is absent from its step, or (for a complete run) row counts
+that disagree with the manifest.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -20,36 +20,37 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from specdyn.errors import SpecdynError
+from specdyn.rundir.layout import MANIFEST_FILE, NODES, PROMPTS, STEPS, TABLES, shard_files, shard_name
+from specdyn.rundir.manifest import Counts, RunManifest, RunStatus, parse_manifest
 
-SHARD_NAME = re.compile(r"^shard-(\d+)\.parquet$")
 NODE_COLUMNS = ("prompt_id", "step", "node", "parent", "depth", "rank", "draft_entropy",
                 "target_entropy", "accept_prob", "accepted_local", "accepted_path")
 STEP_COLUMNS = ("prompt_id", "step", "tree_size", "accepted")
-PROMPT_COLUMNS = ("prompt_id", "domain")
+PROMPT_COLUMNS = ("prompt_id", "domain", "output_ids", "steps", "seconds")
 PROMPT_OPTIONAL = ("text", "source")
-
-
-class RunStatus(Enum):
-    """The run's ``manifest.json`` status."""
-
-    COMPLETE = "complete"
-    RUNNING = "running"
-    UNKNOWN = "unknown"
+COLUMNS = {NODES: NODE_COLUMNS, STEPS: STEP_COLUMNS, PROMPTS: PROMPT_COLUMNS}
+OPTIONAL = {NODES: (), STEPS: (), PROMPTS: PROMPT_OPTIONAL}
 
 
 @dataclass
 class Prompts:
-    """Finished prompts, one entry per prompt; ``domain`` holds indices into ``RunData.domains``."""
+    """Finished prompts, one entry per prompt; ``domain`` holds indices into ``RunData.domains``.
+    ``output_tokens``: generated tokens; ``steps``: speculative steps; ``seconds``: wall time."""
 
     ids: list[str]
     domain: np.ndarray
     text: list[str]
     source: list[str]
+    output_tokens: np.ndarray
+    steps: np.ndarray
+    seconds: np.ndarray
 
 
 @dataclass
 class Nodes:
-    """Node records as columns; ``prompt`` indexes ``RunData.prompts``."""
+    """Node records as columns; ``prompt`` indexes ``RunData.prompts``. ``parent_reached``: the node's
+    parent is the last committed token or lies on its step's accepted path (the acceptance walk reached
+    the node) — computed here once for every analysis."""
 
     prompt: np.ndarray
     step: np.ndarray
@@ -62,6 +63,7 @@ class Nodes:
     accept_prob: np.ndarray
     accepted_local: np.ndarray
     accepted_path: np.ndarray
+    parent_reached: np.ndarray
 
 
 @dataclass
@@ -76,106 +78,167 @@ class Steps:
 
 @dataclass
 class RunData:
-    """Everything the report reads from one run, restricted to finished prompts."""
+    """Everything the analyses read from one run, restricted to finished prompts. ``notes``: what the
+    reader noticed but accepted (a run still in progress, leftover shards); commands print them."""
 
     run_dir: Path | None
-    manifest: dict
-    status: RunStatus
+    manifest: RunManifest
     domains: list[str]
     prompts: Prompts
     nodes: Nodes
     steps: Steps
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def status(self) -> RunStatus:
+        return self.manifest.status
+
+    def node_domain(self) -> np.ndarray:
+        """Domain index of every node."""
+        return self.prompts.domain[self.nodes.prompt]
+
+    def step_domain(self) -> np.ndarray:
+        """Domain index of every step."""
+        return self.prompts.domain[self.steps.prompt]
+
+
+# --------------------------------------------------------------------------------------------------
+# Folder level
+
+
+def read_manifest(root: Path) -> RunManifest | None:
+    """``root/manifest.json`` parsed (:func:`~specdyn.rundir.manifest.parse_manifest`), or None if absent."""
+    path = Path(root) / MANIFEST_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SpecdynError(f"{path} is unreadable: {exc.strerror}") from None
+    return parse_manifest(data, path)
+
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read ``run_dir`` (written by ``specdyn run``); raise SpecdynError when it cannot be reported."""
+    """Read ``run_dir`` (written by ``specdyn run``); SpecdynError when it cannot be analysed."""
+    root = _run_folder(run_dir)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise SpecdynError(f"{root} is not a specdyn run folder: no {MANIFEST_FILE} "
+                           "(expected a folder written by `specdyn run`)")
+    numbers = sorted(shard_files(root / PROMPTS))
+    if not numbers:
+        state = "the run is still in progress" if manifest.in_progress else "the run is empty"
+        raise SpecdynError(f"{root}: no finished prompts ({state}: prompts/ has no shards)")
+    tables = {t: [_read_shard(root, t, n) for n in numbers] for t in TABLES}
+    return run_from_tables(manifest, tables[PROMPTS], tables[NODES], tables[STEPS], run_dir=root,
+                           notes=_orphan_notes(root, numbers), shards=numbers)
+
+
+def _run_folder(run_dir: str | Path) -> Path:
     root = Path(run_dir)
     if not root.exists():
         raise SpecdynError(f"{root}: no such directory")
     if not root.is_dir():
         raise SpecdynError(f"{root} is not a directory (expected a run folder written by `specdyn run`)")
-    manifest = _read_manifest(root)
-    status = _status(manifest)
-    numbers = sorted(_shards(root / "prompts"))
-    if not numbers:
-        state = "the run is still in progress" if status is RunStatus.RUNNING else "the run is empty"
-        raise SpecdynError(f"{root}: no finished prompts to report ({state}: prompts/ has no shards)")
+    return root
+
+
+def _orphan_notes(root: Path, numbers: list[int]) -> list[str]:
     notes = []
-    for sub in ("nodes", "steps"):
-        extra = sorted(_shards(root / sub).keys() - set(numbers))
+    for sub in (NODES, STEPS):
+        extra = sorted(shard_files(root / sub).keys() - set(numbers))
         if extra:
             notes.append(f"Ignored {sub}/ shard(s) {', '.join(map(str, extra))}: no matching prompts/ shard "
                          "(left by an interrupted or ongoing flush).")
-    tables = {
-        "prompts": [_read_shard(root, "prompts", n, PROMPT_COLUMNS, PROMPT_OPTIONAL) for n in numbers],
-        "nodes": [_read_shard(root, "nodes", n, NODE_COLUMNS) for n in numbers],
-        "steps": [_read_shard(root, "steps", n, STEP_COLUMNS) for n in numbers],
-    }
-    return run_from_tables(manifest, tables["prompts"], tables["nodes"], tables["steps"],
-                           run_dir=root, notes=notes)
+    return notes
 
 
-def run_from_tables(manifest: dict, prompts: list[pa.Table], nodes: list[pa.Table],
-                    steps: list[pa.Table], run_dir: Path | None = None,
-                    notes: list[str] | None = None) -> RunData:
-    """Assemble RunData from per-shard tables (shard i of each list belongs together)."""
-    notes = list(notes or [])
-    status = _status(manifest)
-    if status is RunStatus.RUNNING:
-        notes.insert(0, "Run still in progress (manifest status 'running'): this report covers only the "
-                        "prompts finished so far.")
-    elif status is RunStatus.UNKNOWN:
-        notes.insert(0, f"Manifest status is {manifest.get('status')!r}, not 'complete': the run may be "
-                        "unfinished; this report covers the prompts finished so far.")
-    shard_of = lambda tables: np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])  # noqa: E731
-    all_prompts = _combine(prompts, _PROMPT_SCHEMA, "prompts")
-    ids = all_prompts.column("prompt_id").combine_chunks()
-    prompt_shard = shard_of(prompts)
-    first = pc.index_in(ids, value_set=ids).to_numpy() == np.arange(len(ids))
-    if not first.all():
-        notes.append(f"{int((~first).sum())} duplicate prompts/ row(s) ignored (the first shard's kept).")
-    keep = np.flatnonzero(first)
-    ids, prompt_shard = ids.take(pa.array(keep)), prompt_shard[keep]
-    domain_names = all_prompts.column("domain").to_numpy(zero_copy_only=False)[keep]
-    domains = list(dict.fromkeys(domain_names.tolist()))
-    code = {d: i for i, d in enumerate(domains)}
-    prompts_data = Prompts(
-        ids=ids.to_pylist(),
-        domain=np.array([code[d] for d in domain_names], dtype=np.int64),
-        text=list(np.concatenate([_optional(t, "text") for t in prompts])[keep]),
-        source=list(np.concatenate([_optional(t, "source") for t in prompts])[keep]),
-    )
-    node_table = _combine(nodes, _NODE_SCHEMA, "nodes")
-    step_table = _combine(steps, _STEP_SCHEMA, "steps")
-    node_idx = _prompt_index(node_table, ids, prompt_shard, shard_of(nodes), "node", notes)
-    step_idx = _prompt_index(step_table, ids, prompt_shard, shard_of(steps), "step", notes)
-    if node_idx[1] is not None:
-        node_table = node_table.take(pa.array(node_idx[1]))
-    if step_idx[1] is not None:
-        step_table = step_table.take(pa.array(step_idx[1]))
-    col = lambda t, name, dtype: t.column(name).to_numpy().astype(dtype, copy=False)  # noqa: E731
-    node_data = Nodes(
-        prompt=node_idx[0], **{n: col(node_table, n, np.int64) for n in ("step", "node", "parent",
-                                                                           "depth", "rank")},
-        **{n: col(node_table, n, np.float64) for n in ("draft_entropy", "target_entropy", "accept_prob")},
-        accepted_local=col(node_table, "accepted_local", bool),
-        accepted_path=col(node_table, "accepted_path", bool),
-    )
-    step_data = Steps(prompt=step_idx[0], **{n: col(step_table, n, np.int64)
-                                             for n in ("step", "tree_size", "accepted")})
-    if len(node_data.prompt) == 0:
-        raise SpecdynError("the finished prompts have no node records: nothing to report")
-    _check_values(node_data, step_data)
-    return RunData(run_dir=run_dir, manifest=manifest, status=status, domains=domains,
-                   prompts=prompts_data, nodes=node_data, steps=step_data, notes=notes)
+def _read_shard(root: Path, sub: str, number: int) -> pa.Table:
+    where = f"{sub}/{shard_name(number)}"
+    path = root / where
+    hint = f"remove prompts/{shard_name(number)} to use the run without shard {number}"
+    if not path.is_file():
+        raise SpecdynError(f"{where} is missing although prompts/{shard_name(number)} exists; {hint}")
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in COLUMNS[sub] if c not in names]
+        if missing:
+            raise SpecdynError(f"{where} lacks column(s) {', '.join(missing)}: not a specdyn {sub} shard")
+        return pq.read_table(path, columns=list(COLUMNS[sub]) + [c for c in OPTIONAL[sub] if c in names])
+    except (OSError, pa.ArrowException) as exc:
+        raise SpecdynError(f"{where} is unreadable (truncated or corrupt: {_first_line(exc)}); {hint}") from None
 
 
-_PROMPT_SCHEMA = pa.schema([("prompt_id", pa.string()), ("domain", pa.string())])
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def finished_prompt_ids(root: Path) -> list[str]:
+    """Ids of the prompts with a row in ``prompts/``, in shard order (for the writer's resume)."""
+    files = [f for _, f in sorted(shard_files(Path(root) / PROMPTS).items())]
+    return [pid for f in files for pid in pq.read_table(f, columns=["prompt_id"])["prompt_id"].to_pylist()]
+
+
+def row_counts(root: Path) -> Counts:
+    """Rows per table over all shards (Parquet footers only)."""
+    rows = {t: sum(pq.read_metadata(f).num_rows for f in shard_files(Path(root) / t).values()) for t in TABLES}
+    return Counts(rows[PROMPTS], rows[STEPS], rows[NODES])
+
+
+def read_records(root: str | Path, table: str) -> pa.Table:
+    """Every column of one table of a checked run folder (finished prompts), in shard order."""
+    run = _run_folder(root)
+    load_run(run)  # refuse what the analyses would refuse
+    files = [shard_files(run / table)[n] for n in sorted(shard_files(run / PROMPTS))]
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables to columns
+
+
+_PROMPT_SCHEMA = pa.schema([("prompt_id", pa.string()), ("domain", pa.string()), ("steps", pa.int64()),
+                            ("seconds", pa.float64())])
 _NODE_SCHEMA = pa.schema([("prompt_id", pa.string())] + [(n, pa.int64()) for n in NODE_COLUMNS[1:6]]
                          + [(n, pa.float64()) for n in NODE_COLUMNS[6:9]]
                          + [(n, pa.bool_()) for n in NODE_COLUMNS[9:]])
 _STEP_SCHEMA = pa.schema([("prompt_id", pa.string())] + [(n, pa.int64()) for n in STEP_COLUMNS[1:]])
+
+
+@dataclass
+class _Shards:
+    """Which shard each row of a concatenated table came from, to name it in errors."""
+
+    kind: str
+    numbers: list[int]
+    of_row: np.ndarray
+
+    @classmethod
+    def of(cls, kind: str, tables: list[pa.Table], numbers: list[int]) -> _Shards:
+        return cls(kind, numbers, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
+
+    def name(self, row: int) -> str:
+        return f"{self.kind}/{shard_name(self.numbers[self.of_row[row]])}"
+
+
+def run_from_tables(manifest: RunManifest, prompts: list[pa.Table], nodes: list[pa.Table],
+                    steps: list[pa.Table], run_dir: Path | None = None, notes: list[str] | None = None,
+                    shards: list[int] | None = None) -> RunData:
+    """Assemble and check RunData from per-shard tables (shard i of each list belongs together)."""
+    numbers = list(shards) if shards is not None else list(range(len(prompts)))
+    where = {kind: _Shards.of(kind, tables, numbers) for kind, tables in ((PROMPTS, prompts), (NODES, nodes), (STEPS, steps))}
+    prompt_table = _combine(prompts, _PROMPT_SCHEMA, PROMPTS)
+    ids = prompt_table.column("prompt_id").combine_chunks()
+    _refuse_duplicates(ids, where[PROMPTS])
+    domains = list(dict.fromkeys(prompt_table.column("domain").to_pylist()))
+    node_table, step_table = _combine(nodes, _NODE_SCHEMA, NODES), _combine(steps, _STEP_SCHEMA, STEPS)
+    node_prompt = _prompt_index(node_table, ids, where[PROMPTS], where[NODES])
+    step_prompt = _prompt_index(step_table, ids, where[PROMPTS], where[STEPS])
+    run = RunData(run_dir, manifest, domains, _prompts(prompts, prompt_table, domains),
+                  _nodes(node_table, node_prompt, len(ids), where[NODES]), _steps(step_table, step_prompt),
+                  _status_notes(manifest, len(ids)) + list(notes or []))
+    _check_run(run, where[PROMPTS])
+    return run
 
 
 def _combine(tables: list[pa.Table], schema: pa.Schema, kind: str) -> pa.Table:
@@ -183,28 +246,145 @@ def _combine(tables: list[pa.Table], schema: pa.Schema, kind: str) -> pa.Table:
     try:
         table = pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
     except (pa.ArrowException, KeyError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecdynError(f"{kind} records have unexpected column types ({reason})") from None
+        raise SpecdynError(f"{kind} records have unexpected column types ({_first_line(exc)})") from None
     nulls = [name for name in schema.names if table.column(name).null_count]
     if nulls:
         raise SpecdynError(f"{kind} records have missing (null) values in {', '.join(nulls)}")
     return table
 
 
-def _prompt_index(table: pa.Table, ids: pa.Array, prompt_shard: np.ndarray, row_shard: np.ndarray,
-                  kind: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Prompt index of the rows that belong to a finished prompt of the same shard, and which rows
-    those are (None: all of them)."""
-    found = pc.index_in(table.column("prompt_id"), value_set=ids).fill_null(-1)
-    idx = found.to_numpy().astype(np.int64)
+def _refuse_duplicates(ids: pa.Array, shards: _Shards) -> None:
+    first = pc.index_in(ids, value_set=ids).to_numpy()
+    again = np.flatnonzero(first != np.arange(len(ids)))
+    if again.size:
+        row = int(again[0])
+        raise SpecdynError(f"prompt {ids[row].as_py()!r} is listed twice ({shards.name(int(first[row]))} and "
+                           f"{shards.name(row)}): the run folder is corrupt")
+
+
+def _prompt_index(table: pa.Table, ids: pa.Array, prompts: _Shards, rows: _Shards) -> np.ndarray:
+    """Prompt index of every row; refuse rows whose prompt is not in the same-numbered prompts shard."""
+    idx = pc.index_in(table.column("prompt_id"), value_set=ids).fill_null(-1).to_numpy().astype(np.int64)
     ok = idx >= 0
-    ok[ok] &= prompt_shard[idx[ok]] == row_shard[ok]
-    if ok.all():
-        return idx, None
-    notes.append(f"{int((~ok).sum())} {kind} row(s) of prompts without a finished prompts/ row "
-                 "were ignored.")
-    rows = np.flatnonzero(ok)
-    return idx[rows], rows
+    ok[ok] &= prompts.of_row[idx[ok]] == rows.of_row[ok]
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        pid = table.column("prompt_id")[row].as_py()
+        raise SpecdynError(f"{rows.name(row)} holds {int((~ok).sum())} row(s) of prompts missing from the "
+                           f"prompts/ shard of the same number (e.g. {pid!r}): the run folder is corrupt")
+    return idx
+
+
+def _column(table: pa.Table, name: str, dtype) -> np.ndarray:
+    return table.column(name).to_numpy().astype(dtype, copy=False)
+
+
+def _optional(tables: list[pa.Table], name: str) -> list[str]:
+    out = []
+    for t in tables:
+        col = t.column(name).cast(pa.string()).fill_null("").to_pylist() if name in t.column_names else None
+        out += col if col is not None else [""] * t.num_rows
+    return out
+
+
+def _prompts(tables: list[pa.Table], table: pa.Table, domains: list[str]) -> Prompts:
+    code = {d: i for i, d in enumerate(domains)}
+    names = table.column("domain").to_pylist()
+    outputs = pa.chunked_array([pc.list_value_length(t.column("output_ids")).fill_null(0) for t in tables])
+    return Prompts(
+        ids=table.column("prompt_id").to_pylist(), domain=np.array([code[d] for d in names], dtype=np.int64),
+        text=_optional(tables, "text"), source=_optional(tables, "source"),
+        output_tokens=outputs.to_numpy().astype(np.int64), steps=_column(table, "steps", np.int64),
+        seconds=_column(table, "seconds", np.float64),
+    )
+
+
+def _nodes(table: pa.Table, prompt: np.ndarray, n_prompts: int, shards: _Shards) -> Nodes:
+    ints = {n: _column(table, n, np.int64) for n in ("step", "node", "parent", "depth", "rank")}
+    path = _column(table, "accepted_path", bool)
+    return Nodes(
+        prompt=prompt, **ints, **{n: _column(table, n, np.float64) for n in ("draft_entropy", "target_entropy",
+                                                                             "accept_prob")},
+        accepted_local=_column(table, "accepted_local", bool), accepted_path=path,
+        parent_reached=_reached_or_refuse(prompt, ints["step"], ints["node"], ints["parent"], path, shards),
+    )
+
+
+def _steps(table: pa.Table, prompt: np.ndarray) -> Steps:
+    return Steps(prompt=prompt, **{n: _column(table, n, np.int64) for n in ("step", "tree_size", "accepted")})
+
+
+class MissingParentError(SpecdynError):
+    """A node names a parent absent from its (prompt, step): the records are corrupt. ``row``: the node."""
+
+    def __init__(self, row: int, count: int):
+        super().__init__(f"{count} node(s) name a parent absent from their step: the run folder is corrupt")
+        self.row = row
+
+
+def parent_reached(prompt, step, node, parent, accepted_path) -> np.ndarray:
+    """Per node: True when the greedy walk reached it, i.e. its parent is the last committed token
+    (``parent == -1``) or a node of the same (prompt, step) on the accepted path. The one implementation
+    of "was the parent reached" (the report, budget and the statistics tests all use it); a parent
+    absent from its step raises :class:`MissingParentError`."""
+    if len(node) == 0:
+        return np.ones(0, bool)
+    span_node = int(max(node.max(), parent.max())) + 2
+    span_step = int(step.max()) + 1
+    if (int(prompt.max()) + 1) * span_step * span_node >= 2**62:
+        raise SpecdynError("step or node indices are too large (corrupt records?)")
+    base = (prompt * span_step + step) * span_node
+    key = base + node
+    order = None if np.all(key[1:] > key[:-1]) else np.argsort(key, kind="stable")
+    sorted_key = key if order is None else key[order]
+    child = np.flatnonzero(parent >= 0)
+    want = base[child] + parent[child]
+    pos = np.minimum(np.searchsorted(sorted_key, want), len(key) - 1)
+    found = sorted_key[pos] == want
+    if not found.all():
+        raise MissingParentError(int(child[np.flatnonzero(~found)[0]]), int((~found).sum()))
+    reached = np.ones(len(key), bool)
+    reached[child] = accepted_path[pos if order is None else order[pos]]
+    return reached
+
+
+def _reached_or_refuse(prompt, step, node, parent, accepted_path, shards: _Shards) -> np.ndarray:
+    try:
+        return parent_reached(prompt, step, node, parent, accepted_path)
+    except MissingParentError as exc:
+        raise SpecdynError(f"{shards.name(exc.row)}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Consistency
+
+
+def _status_notes(manifest: RunManifest, finished: int) -> list[str]:
+    if manifest.status is RunStatus.RUNNING:
+        return [f"Run still in progress (manifest status 'running'): only the {finished} prompts finished "
+                "so far are used."]
+    return []
+
+
+def _check_run(run: RunData, shards: _Shards) -> None:
+    if len(run.nodes.prompt) == 0:
+        raise SpecdynError("the finished prompts have no node records: nothing to analyse")
+    _check_counts_per_prompt(run, shards)
+    _check_values(run.nodes, run.steps)
+    _check_manifest_counts(run)
+
+
+def _check_counts_per_prompt(run: RunData, shards: _Shards) -> None:
+    """Each prompt row's ``steps`` equals its step rows, and its steps' tree sizes add up to its node rows."""
+    n = len(run.prompts.ids)
+    steps = np.bincount(run.steps.prompt, minlength=n)
+    nodes = np.bincount(run.nodes.prompt, minlength=n)
+    sizes = np.bincount(run.steps.prompt, weights=run.steps.tree_size, minlength=n)
+    for what, bad in (("step rows", steps != run.prompts.steps), ("node rows", nodes != sizes)):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SpecdynError(f"prompt {run.prompts.ids[i]!r} ({shards.name(i)}) and its {what} disagree "
+                               f"({int(bad.sum())} prompt(s) in all): the run folder is corrupt")
 
 
 def _check_values(nodes: Nodes, steps: Steps) -> None:
@@ -222,56 +402,11 @@ def _check_values(nodes: Nodes, steps: Steps) -> None:
         raise SpecdynError(f"invalid records: {'; '.join(problems)}")
 
 
-def _optional(table: pa.Table, name: str) -> np.ndarray:
-    if name in table.column_names:
-        return np.array(table.column(name).cast(pa.string()).fill_null("").to_pylist(), dtype=object)
-    return np.array([""] * table.num_rows, dtype=object)
-
-
-def _read_manifest(root: Path) -> dict:
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise SpecdynError(f"{root} is not a specdyn run folder: no manifest.json "
-                           "(expected a folder written by `specdyn run`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpecdynError(f"{path} is unreadable or not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise SpecdynError(f"{path} must hold a JSON object")
-    return manifest
-
-
-def _status(manifest: dict) -> RunStatus:
-    try:
-        return RunStatus(manifest.get("status"))
-    except ValueError:
-        return RunStatus.UNKNOWN
-
-
-def _shards(folder: Path) -> dict[int, Path]:
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = SHARD_NAME.match(path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return found
-
-
-def _read_shard(root: Path, sub: str, number: int, columns: tuple, optional: tuple = ()) -> pa.Table:
-    path = root / sub / f"shard-{number:06d}.parquet"
-    where = f"{sub}/{path.name}"
-    hint = f"remove prompts/shard-{number:06d}.parquet to report without shard {number}"
-    if not path.is_file():
-        raise SpecdynError(f"{where} is missing although prompts/{path.name} exists; {hint}")
-    try:
-        names = pq.read_schema(path).names
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise SpecdynError(f"{where} lacks column(s) {', '.join(missing)}: not a specdyn {sub} shard")
-        return pq.read_table(path, columns=list(columns) + [c for c in optional if c in names])
-    except (OSError, pa.ArrowException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecdynError(f"{where} is unreadable (truncated or corrupt: {reason}); {hint}") from None
+def _check_manifest_counts(run: RunData) -> None:
+    counts = run.manifest.counts
+    if run.manifest.status is not RunStatus.COMPLETE or counts is None:
+        return
+    found = Counts(len(run.prompts.ids), len(run.steps.prompt), len(run.nodes.prompt))
+    if found != counts:
+        raise SpecdynError(f"the manifest of this complete run counts {vars(counts)} rows but the shards hold "
+                           f"{vars(found)}: shards are missing or were added")

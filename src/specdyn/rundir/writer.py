@@ -1,15 +1,8 @@
-"""A run folder on disk: Parquet shards of node, step and prompt records plus ``manifest.json``.
-
-Layout::
-
-    RUN_DIR/manifest.json            config, versions, models, machine, times, counts, status
-    RUN_DIR/nodes/shard-NNNNNN.parquet    per-node records (+ domain)
-    RUN_DIR/steps/shard-NNNNNN.parquet    per-step records (+ domain)
-    RUN_DIR/prompts/shard-NNNNNN.parquet  one row per finished prompt
+"""The only writer of run folders (layout in :mod:`.layout`).
 
 Every shard is written to a temporary name and renamed, nodes and steps before prompts, so a shard
 number present in ``prompts/`` is complete. A kill at any moment leaves at most orphan node/step shards
-(no prompts shard), which :meth:`RunStore.open` deletes; their prompts are decoded again.
+(no prompts shard), which :meth:`RunWriter.open` deletes; their prompts are decoded again.
 """
 
 from __future__ import annotations
@@ -17,57 +10,48 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from specdyn.engine import GenerationResult
+from specdyn.files import write_atomic, write_text_atomic
 from specdyn.errors import SpecdynError
-from specdyn.records import NodeRecord, StepRecord
+from specdyn.rundir.layout import LOCK_FILE, MANIFEST_FILE, NODES, PROMPTS, SCHEMAS, STEPS, SUITE_FILE, TABLES, shard_files, shard_name
+from specdyn.rundir.manifest import Counts, RunManifest
+from specdyn.rundir.reader import finished_prompt_ids, read_manifest, row_counts
 
-TABLES = ("nodes", "steps", "prompts")
-LOCK_FILE = ".lock"
-_ARROW = {int: pa.int32(), float: pa.float32(), bool: pa.bool_(), str: pa.string()}
-
-
-def _schema(cls) -> pa.Schema:
-    types = {"int": int, "float": float, "bool": bool, "str": str}
-    cols = [pa.field(f.name, _ARROW[types[str(f.type)]]) for f in fields(cls)]
-    return pa.schema(cols + [pa.field("domain", pa.string())])
+if TYPE_CHECKING:
+    from specdyn.engine import GenerationResult
 
 
-NODE_SCHEMA = _schema(NodeRecord)
-STEP_SCHEMA = _schema(StepRecord)
-PROMPT_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("domain", pa.string()), ("source", pa.string()),
-    ("prompt_ids", pa.list_(pa.int32())), ("output_ids", pa.list_(pa.int32())),
-    ("steps", pa.int32()), ("text", pa.string()), ("seconds", pa.float64()),
-])
+@dataclass
+class FinishedPrompt:
+    """A decoded prompt with its suite entry's domain and source, ready to be written."""
+
+    result: GenerationResult
+    domain: str
+    source: str
 
 
-def _table(records, schema: pa.Schema, domain: str) -> pa.Table:
-    names = [n for n in schema.names if n != "domain"]
-    cols = {n: [getattr(r, n) for r in records] for n in names}
-    cols["domain"] = [domain] * len(records)
-    return pa.table(cols, schema=schema)
+def _records_table(records, table: str, domain: str) -> pa.Table:
+    schema = SCHEMAS[table]
+    cols = {n: [getattr(r, n) for r in records] for n in schema.names if n != "domain"}
+    return pa.table({**cols, "domain": [domain] * len(records)}, schema=schema)
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write through ``write(tmp_path)``, flush it to disk, then rename into place (same folder, so the
-    rename is atomic) and flush the folder entry: after a crash the file is either whole or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+def _prompts_table(batch: Sequence[FinishedPrompt]) -> pa.Table:
+    results = [f.result for f in batch]
+    return pa.table({
+        "prompt_id": [r.prompt_id for r in results], "domain": [f.domain for f in batch],
+        "source": [f.source for f in batch], "prompt_ids": [r.prompt_ids for r in results],
+        "output_ids": [r.output_ids for r in results], "steps": [len(r.steps) for r in results],
+        "text": [r.text for r in results], "seconds": [r.seconds for r in results],
+    }, schema=SCHEMAS[PROMPTS])
 
 
 def _readable(path: Path) -> bool:
@@ -79,33 +63,31 @@ def _readable(path: Path) -> bool:
         return False
 
 
-class RunStore:
-    """Appends finished prompts to a run folder as numbered shards."""
+class RunWriter:
+    """Appends finished prompts to a run folder as numbered shards, and writes its manifest and suite."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.next_shard = 0
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+    def read_manifest(self) -> RunManifest | None:
+        """The folder's manifest, or None when it has none."""
+        return read_manifest(self.root)
 
-    def read_manifest(self) -> dict | None:
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SpecdynError(f"{self.manifest_path} is unreadable: {exc}") from None
+    def write_manifest(self, manifest: RunManifest) -> None:
+        write_text_atomic(self.root / MANIFEST_FILE, json.dumps(manifest.to_json(), indent=2, default=str))
 
-    def write_manifest(self, manifest: dict) -> None:
-        write_atomic(self.manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    def write_suite(self, text: str) -> None:
+        write_text_atomic(self.root / SUITE_FILE, text)
 
     def check_writable(self) -> None:
         """Fail early, creating nothing, when the run folder cannot be created or written."""
-        probe = self.root if self.root.exists() else next(p for p in self.root.parents if p.exists())
+        probe = self.root if self.root.exists() else next(p for p in self.root.absolute().parents if p.exists())
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             raise SpecdynError(f"cannot write run folder {self.root}: {probe} is not a writable folder")
+
+    def has_finished_prompts(self) -> bool:
+        return any(_readable(p) for p in shard_files(self.root / PROMPTS).values())
 
     def open(self) -> set[str]:
         """Create the folders, delete orphan shards and temp files; return the ids of finished prompts."""
@@ -114,14 +96,13 @@ class RunStore:
                 (self.root / t).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpecdynError(f"cannot write run folder {self.root}: {exc.strerror}") from None
-        done_shards = {p.name for p in (self.root / "prompts").glob("shard-*.parquet") if _readable(p)}
+        done = {p.name for p in shard_files(self.root / PROMPTS).values() if _readable(p)}
         for t in TABLES:
             for p in (self.root / t).iterdir():
-                if p.name.startswith(".") or p.name not in done_shards:
+                if p.name.startswith(".") or p.name not in done:
                     p.unlink()
-        numbers = [int(n[6:12]) for n in done_shards]
-        self.next_shard = max(numbers, default=-1) + 1
-        return set(self.finished_ids())
+        self.next_shard = max(shard_files(self.root / PROMPTS), default=-1) + 1
+        return set(finished_prompt_ids(self.root))
 
     @contextmanager
     def lock(self):
@@ -134,29 +115,21 @@ class RunStore:
                 raise SpecdynError(f"{self.root} is being written by another specdyn process") from None
             yield
 
-    def finished_ids(self) -> list[str]:
-        files = sorted((self.root / "prompts").glob("shard-*.parquet"))
-        return [pid for f in files for pid in pq.read_table(f, columns=["prompt_id"])["prompt_id"].to_pylist()]
-
-    def append(self, batch: list[tuple[GenerationResult, dict]]) -> None:
-        """Write finished prompts (each with its suite entry: domain, source) as one shard."""
+    def append(self, batch: Sequence[FinishedPrompt]) -> None:
+        """Write finished prompts as one shard."""
         if not batch:
             return
-        name = f"shard-{self.next_shard:06d}.parquet"
-        nodes = pa.concat_tables([_table(r.nodes, NODE_SCHEMA, meta["domain"]) for r, meta in batch])
-        steps = pa.concat_tables([_table(r.steps, STEP_SCHEMA, meta["domain"]) for r, meta in batch])
-        prompts = pa.table({
-            "prompt_id": [r.prompt_id for r, _ in batch], "domain": [m["domain"] for _, m in batch],
-            "source": [m["source"] for _, m in batch], "prompt_ids": [r.prompt_ids for r, _ in batch],
-            "output_ids": [r.output_ids for r, _ in batch], "steps": [len(r.steps) for r, _ in batch],
-            "text": [r.text for r, _ in batch], "seconds": [r.seconds for r, _ in batch],
-        }, schema=PROMPT_SCHEMA)
-        for table, data in (("nodes", nodes), ("steps", steps), ("prompts", prompts)):
+        nodes = pa.concat_tables([_records_table(f.result.nodes, NODES, f.domain) for f in batch])
+        steps = pa.concat_tables([_records_table(f.result.steps, STEPS, f.domain) for f in batch])
+        self.append_tables(nodes, steps, _prompts_table(batch))
+
+    def append_tables(self, nodes: pa.Table, steps: pa.Table, prompts: pa.Table) -> None:
+        """Write one shard from columnar tables (cast to the run-folder schemas; extra columns dropped)."""
+        name = shard_name(self.next_shard)
+        for table, data in ((NODES, nodes), (STEPS, steps), (PROMPTS, prompts)):
+            data = data.select(SCHEMAS[table].names).cast(SCHEMAS[table])
             write_atomic(self.root / table / name, lambda p, d=data: pq.write_table(d, p))
         self.next_shard += 1
 
-    def read(self, table: str) -> pa.Table:
-        """All shards of one table, in shard order."""
-        files = sorted((self.root / table).glob("shard-*.parquet"))
-        schema = {"nodes": NODE_SCHEMA, "steps": STEP_SCHEMA, "prompts": PROMPT_SCHEMA}[table]
-        return pa.concat_tables([pq.read_table(f) for f in files]) if files else schema.empty_table()
+    def counts(self) -> Counts:
+        return row_counts(self.root)

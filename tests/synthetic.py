@@ -1,4 +1,5 @@
-"""Synthetic run folders whose true acceptance statistics are known exactly (for tests and benchmarks).
+"""Synthetic run folders whose true acceptance statistics are known exactly (a test fixture, also used by
+benchmarks/bench_report.py). Folders are written through the real run-folder writer.
 
 Generative model, per domain. Every step drafts the same full tree (``depth`` levels, ``branch``
 children per node, breadth-first order). Each *position* (the context after the last committed token,
@@ -22,16 +23,19 @@ population values of the report's statistics under this model in closed form.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from numpy.polynomial import Polynomial
+
+from specdyn.config import RunConfig
+from specdyn.rundir.manifest import RunManifest, RunStatus
+from specdyn.rundir.writer import RunWriter
+from specdyn.specs import StaticTree
 
 NOISE_VARIANCE = 1.0 / 48.0  # variance of 0.5 * U, U ~ uniform[0, 1): accept_prob's noise term
 
@@ -66,8 +70,7 @@ class SyntheticSpec:
     target_entropy_ratio: float = 0.8
     prompts_per_shard: int = 50
     seed: int = 0
-    status: str = "complete"
-    extra: dict = field(default_factory=dict)
+    status: str = "complete"  # the manifest's status: complete or running
 
 
 def full_tree(depth: int, branch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -198,33 +201,26 @@ def _simulate_domain(rng, d: DomainSpec, spec: SyntheticSpec, parent, depth, ran
 
 
 def write_run(spec: SyntheticSpec, run_dir: str | Path) -> Path:
-    """Write a synthetic run folder (manifest + parquet shards of ``prompts_per_shard`` prompts, each
-    shard's nodes and steps written before its prompts) and return its path."""
-    run_dir = Path(run_dir)
+    """Write a synthetic run folder through the real writer (shards of ``prompts_per_shard`` prompts, then
+    the manifest) and return its path."""
     nodes, steps, prompts = simulate(spec)
-    for sub in ("nodes", "steps", "prompts"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    writer = RunWriter(Path(run_dir))
+    writer.open()
     ids = prompts.column("prompt_id")
     node_code = pc.index_in(nodes.column("prompt_id"), value_set=ids).to_numpy()
     step_code = pc.index_in(steps.column("prompt_id"), value_set=ids).to_numpy()
     per = spec.prompts_per_shard
-    n_shards = math.ceil(len(ids) / per)
-    for s in range(n_shards):
-        lo, hi = s * per, (s + 1) * per
-        name = f"shard-{s:06d}.parquet"
-        pq.write_table(nodes.filter(pa.array((node_code >= lo) & (node_code < hi))), run_dir / "nodes" / name)
-        pq.write_table(steps.filter(pa.array((step_code >= lo) & (step_code < hi))), run_dir / "steps" / name)
-        pq.write_table(prompts.slice(lo, hi - lo), run_dir / "prompts" / name)
-    manifest = {
-        "status": spec.status,
-        "config": {"synthetic": asdict(spec)},
-        "started": "2025-01-01T00:00:00+00:00",
-        "finished": "2025-01-01T01:00:00+00:00" if spec.status == "complete" else None,
-        "counts": {"prompts": len(ids), "steps": steps.num_rows, "nodes": nodes.num_rows},
-        **spec.extra,
-    }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, default=str, indent=2))
-    return run_dir
+    for lo in range(0, len(ids), per):
+        hi = lo + per
+        writer.append_tables(nodes.filter(pa.array((node_code >= lo) & (node_code < hi))),
+                             steps.filter(pa.array((step_code >= lo) & (step_code < hi))), prompts.slice(lo, hi - lo))
+    complete = spec.status == RunStatus.COMPLETE.value
+    writer.write_manifest(RunManifest(
+        RunStatus(spec.status), RunConfig(tree=StaticTree(spec.depth, spec.branch), suite="synthetic"),
+        started="2025-01-01T00:00:00+00:00", finished="2025-01-01T01:00:00+00:00" if complete else None,
+        counts=writer.counts() if complete else None,
+    ))
+    return writer.root
 
 
 # ----------------------------------------------------------------------------------------------------
