@@ -131,6 +131,7 @@ def simulate(spec: SyntheticSpec) -> tuple[pa.Table, pa.Table, pa.Table]:
         "target_prob": pa.array(cat["accept_prob"] * cat["draft_prob"], pa.float32()),
         "target_entropy": pa.array(cat["target_entropy"], pa.float32()),
         "accept_prob": pa.array(cat["accept_prob"], pa.float32()),
+        "verify_prob": pa.array(cat["accepted_local"].astype(np.float32)),  # greedy: 1.0 or 0.0
         "accepted_local": pa.array(cat["accepted_local"]),
         "accepted_path": pa.array(cat["accepted_path"]),
         "domain": strings(node_prompt, domain_of_prompt),

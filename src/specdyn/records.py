@@ -17,38 +17,59 @@ def _f(doc: str, default=None):
 
 @dataclass(slots=True)
 class NodeRecord:
-    """One speculative node: a draft token proposed in one step's tree and scored by the target."""
+    """One speculative node: a draft token proposed in one step's tree and scored by the target.
+
+    Probabilities and entropies are temperature-1 statistics of the two models at every temperature;
+    ``accepted_local``, ``accepted_path`` and ``verify_prob`` describe the run's own verification
+    (greedy at temperature 0, speculative sampling of the warped target otherwise).
+    """
 
     prompt_id: str = _f("Id of the prompt being decoded.")
     step: int = _f("Speculative step within the prompt, from 0.")
     node: int = _f("Index of the node in the step's tree (breadth-first order, from 0).")
     parent: int = _f("Index of the parent node; -1 when the parent is the last committed token.")
     depth: int = _f("Depth in the tree: 1 for the first speculative token.")
-    rank: int = _f("Sibling rank: 0 = the draft's most likely child of its parent, 1 = second, ...")
+    rank: int = _f(
+        "Sibling rank: 0 = the draft's most likely child of its parent, 1 = second, ... With children "
+        "sampled from the draft (temperature > 0): the order of the draw, 0 = first (siblings are tried "
+        "in this order)."
+    )
     token: int = _f("Token id proposed by the drafter.")
     draft_prob: float = _f(
-        "Drafter's probability of `token` at the parent position (temperature 1). "
+        "Drafter's probability of `token` at the parent position (temperature 1, at any run temperature). "
         "Drafters without a distribution (prompt lookup) record 1.0."
     )
     draft_entropy: float = _f(
         "Entropy in nats of the drafter's full next-token distribution at the parent position "
-        "(0.0 for drafters without a distribution)."
+        "(temperature 1; 0.0 for drafters without a distribution)."
     )
-    target_prob: float = _f("Target's probability of `token` at the parent position (temperature 1).")
+    target_prob: float = _f(
+        "Target's probability of `token` at the parent position (temperature 1, at any run temperature)."
+    )
     target_entropy: float = _f(
-        "Entropy in nats of the target's full next-token distribution at the parent position."
+        "Entropy in nats of the target's full next-token distribution at the parent position (temperature 1)."
     )
     accept_prob: float = _f(
-        "min(1, target_prob / draft_prob): the probability that speculative sampling accepts the "
-        "token once its parent is reached (continuous acceptance)."
+        "min(1, target_prob / draft_prob): the probability that speculative sampling at temperature 1 "
+        "accepts the token once its parent is reached (continuous acceptance). A property of the two "
+        "models, the same at every run temperature; the run's own acceptance chance is `verify_prob`."
     )
     accepted_local: bool = _f(
-        "True when `token` equals the target's argmax at the parent position, whatever happened to "
-        "the parent (node-local greedy acceptance). At most one of a node's siblings can be true."
+        "True when the node is the child the verifier accepts at its parent position, whatever happened "
+        "to the parent (node-local acceptance). Temperature 0: `token` equals the target's argmax there. "
+        "Temperature > 0: the verifier tries every sibling group of the tree with its own random draws, "
+        "reached or not; at a reached position this is the real decision, elsewhere the decision those "
+        "draws give. At most one of a node's siblings can be true."
     )
     accepted_path: bool = _f(
         "True when the node lies on the accepted path of its step (path acceptance): the node and "
         "all its ancestors are locally accepted."
+    )
+    verify_prob: float = _f(
+        "Probability that the run's verifier accepts the node once it tries it (its parent position is "
+        "reached and its earlier siblings are rejected), from the warped target and the residual left "
+        "by those siblings: min(1, p/q) for children sampled from the draft, p for deterministic "
+        "children. Temperature 0: 1.0 when `accepted_local`, else 0.0."
     )
 
 

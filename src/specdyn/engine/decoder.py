@@ -3,6 +3,9 @@
 Several prompts can be decoded at once (``batch_size``): their trees are drafted and verified in the
 same forward passes, each row with its own tree mask and cache slots. Rows that finish are replaced by
 new prompts. With ``batch_size=1`` this is plain single-prompt tree speculative decoding.
+
+At temperature > 0 every prompt draws its random numbers from its own generator, seeded from the run
+seed and its prompt id, so batch composition and resumption never change what a prompt produces.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from itertools import islice
 import torch
 
 from specdyn.engine.proposers import CachedRows, Proposer, last_pending, pending_query
+from specdyn.engine.sampling import row_generator
+from specdyn.sampling_spec import Sampling
 from specdyn.records import NodeRecord, StepRecord
 from specdyn.engine.tree import DraftTree
-from specdyn.engine.verify import Acceptance, GreedyVerifier, Verifier, target_node_stats
+from specdyn.engine.verify import Acceptance, Verifier, make_verifier, target_node_stats
 
 
 @dataclass
@@ -65,10 +70,11 @@ class TargetScorer(CachedRows):
 
 @dataclass
 class _Row:
-    """A prompt in flight."""
+    """A prompt in flight, with the generator all its random draws come from."""
 
     result: GenerationResult
     started: float
+    rng: torch.Generator
     done: bool = False
 
     @property
@@ -77,16 +83,21 @@ class _Row:
 
 
 class SpeculativeDecoder:
-    """Lossless tree speculative decoding (greedy verification) with a record of every node.
+    """Tree speculative decoding with a record of every node: lossless at temperature 0 (greedy
+    verification), distributed exactly as sampling from the warped target otherwise.
 
     ``eos_token_ids``: generation of a prompt stops after emitting any of these (inclusive).
     ``max_new_tokens``: at most this many generated tokens per prompt.
+    ``sampling``: temperature and top-p; the default is greedy. ``seed``: with the prompt id, seeds each
+    prompt's random draws (:func:`~specdyn.engine.sampling.row_generator`).
+    ``verifier``: overrides the verifier ``sampling`` implies (:func:`~specdyn.engine.verify.make_verifier`).
     """
 
     def __init__(self, proposer: Proposer, target, eos_token_ids: Iterable[int], max_new_tokens: int = 128,
-                 verifier: Verifier | None = None):
+                 verifier: Verifier | None = None, sampling: Sampling = Sampling(), seed: int = 0):
         self.proposer, self.target = proposer, TargetScorer(target)
-        self.verifier = verifier or GreedyVerifier()
+        self.sampling, self.seed = sampling, seed
+        self.verifier = verifier or make_verifier(sampling)
         self.eos = frozenset(eos_token_ids)
         self.max_new_tokens = max_new_tokens
 
@@ -111,12 +122,12 @@ class SpeculativeDecoder:
 
     def step(self, rows: list[_Row]) -> None:
         """One speculative step for every row: draft, verify, accept, commit, record."""
-        contexts = [r.context for r in rows]
+        contexts, rngs = [r.context for r in rows], [r.rng for r in rows]
         t0 = time.perf_counter()
-        trees = self.proposer.propose(contexts)  # draft
+        trees = self.proposer.propose(contexts, rngs)  # draft
         t1 = time.perf_counter()
         logits = self.target.score(contexts, trees)  # verify: one target pass, [n + 1, vocab] per row
-        accepted = [self.verifier.verify(t, lg) for t, lg in zip(trees, logits)]  # accept
+        accepted = [self.verifier.verify(t, lg, g) for t, lg, g in zip(trees, logits, rngs)]  # accept
         paths = [a.path for a in accepted]
         self.target.commit(paths)  # commit: both caches keep only the accepted path
         self.proposer.commit(paths)
@@ -143,7 +154,7 @@ class SpeculativeDecoder:
             res.nodes.append(NodeRecord(
                 res.prompt_id, step, i, tree.parents[i], depth, tree.ranks[i], tree.tokens[i], q,
                 tree.draft_entropy[i], p, target.entropy[i], min(1.0, p / q) if q > 0 else 1.0,
-                acc.accepted_local[i], i in on_path,
+                acc.accepted_local[i], i in on_path, acc.verify_prob[i],
             ))
 
     def _start(self, prompts: list[PromptInput]) -> list[_Row]:
@@ -153,7 +164,8 @@ class SpeculativeDecoder:
         now = time.perf_counter()  # a prompt's seconds include its own prefill
         self.target.add_rows(contexts)
         self.proposer.add_rows(contexts)
-        return [_Row(GenerationResult(p.prompt_id, list(p.prompt_ids)), now) for p in prompts]
+        return [_Row(GenerationResult(p.prompt_id, list(p.prompt_ids)), now, row_generator(self.seed, p.prompt_id))
+                for p in prompts]
 
     def _reset(self) -> None:
         self.target.select_rows([])
@@ -165,18 +177,3 @@ class SpeculativeDecoder:
             self.target.select_rows(keep)
             self.proposer.select_rows(keep)
         return [rows[i] for i in keep]
-
-
-@torch.inference_mode()
-def target_greedy(model, prompt_ids: list[int], max_new_tokens: int, eos_token_ids: Iterable[int]) -> list[int]:
-    """Plain greedy decoding of one model (the losslessness reference), via the standard causal path."""
-    eos = frozenset(eos_token_ids)
-    device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-    cache, generated = out.cache, []
-    while True:
-        tok = int(out.logits[0, -1].float().argmax())
-        generated.append(tok)
-        if tok in eos or len(generated) >= max_new_tokens:
-            return generated
-        out = model(input_ids=torch.tensor([[tok]], device=device), cache=cache, use_cache=True)

@@ -27,7 +27,7 @@ class PromptLookupProposer(Proposer):
         self.depth, self.max_ngram = shape.depth, max_ngram
         self.branch = max(len(shape.child_ranks(p)) for p in ((),) + shape.paths)
 
-    def propose(self, contexts):
+    def propose(self, contexts, rngs=None):
         return [self._tree(ctx) for ctx in contexts]
 
     def continuations(self, ctx: list[int]) -> list[list[int]]:

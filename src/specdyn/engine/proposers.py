@@ -1,7 +1,8 @@
-"""Proposers: ``propose(contexts) -> list[DraftTree]``, one tree per row of the batch.
+"""Proposers: ``propose(contexts, rngs) -> list[DraftTree]``, one tree per row of the batch.
 
 A proposer that keeps state (a KV cache) is told about batch changes through ``add_rows`` /
 ``select_rows`` and about each step's outcome through ``commit``; stateless proposers ignore them.
+``rngs`` holds each row's own random generator, for proposers that sample; others ignore it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Protocol
 import torch
 
 from specdyn.engine.cache import CONTEXT, DEAD, CachedModel, Query
+from specdyn.engine.sampling import draw_without_replacement, warped_probs
 from specdyn.engine.tree import ROOT, DraftTree, ancestor_mask
-from specdyn.engine.verify import distribution_stats
+from specdyn.engine.verify import distribution_stats, token_stats
+from specdyn.sampling_spec import Children, Sampling
 from specdyn.specs import DynamicTree, TreeShape
 
 
@@ -22,8 +25,9 @@ class Proposer(Protocol):
 
     Drafters that keep no state may subclass it to inherit the no-op row and commit methods."""
 
-    def propose(self, contexts: list[list[int]]) -> list[DraftTree]:
-        """One draft tree per row of the batch."""
+    def propose(self, contexts: list[list[int]], rngs: list[torch.Generator] | None = None) -> list[DraftTree]:
+        """One draft tree per row of the batch; ``rngs`` (one generator per row) are used only by drafters
+        that sample."""
         ...
 
     def add_rows(self, contexts: list[list[int]]) -> None:
@@ -112,15 +116,30 @@ class Frontier:
     logits: torch.Tensor  # [vocab]
 
 
+@dataclass
+class Picked:
+    """The children chosen at one parent, in sibling order, and the distribution they were drawn from
+    (None when they are deterministic)."""
+
+    tokens: list[int]
+    proposal: torch.Tensor | None = None  # [vocab]
+
+
 class DraftModelProposer(CachedRows, Proposer):
     """A small causal LM expands a static tree shape level by level, one batched pass per level.
 
-    Children of a node are the draft's top-ranked tokens at that node, in rank order.
+    Children of a node are the draft's top-ranked tokens at that node, in rank order; with
+    ``children=Children.SAMPLED`` and a temperature > 0 they are drawn from the draft's distribution
+    warped by ``sampling``, without replacement (Sequoia): a node with m child ranks in the shape gets m
+    draws, which fill those ranks in order (fewer when the warped distribution has fewer tokens); a drawn
+    node's recorded rank is its draw order.
     """
 
-    def __init__(self, model, shape: TreeShape):
+    def __init__(self, model, shape: TreeShape, children: Children = Children.TOPK, sampling: Sampling = Sampling()):
         super().__init__(model)
         self.shape = shape
+        self.sampled = children is Children.SAMPLED and not sampling.greedy
+        self.sampling = sampling
 
     def _root_logits(self, contexts) -> list[torch.Tensor]:
         """Feed each row's uncached committed tokens; the draft's logits after the last one, per row."""
@@ -128,28 +147,41 @@ class DraftModelProposer(CachedRows, Proposer):
         logits = self.lm.forward(pending_query(contexts, cached))  # [b, q, vocab]
         return [logits[b, i] for b, i in enumerate(last_pending(contexts, cached))]
 
-    def propose(self, contexts):
+    def propose(self, contexts, rngs=None):
         trees = [DraftTree() for _ in contexts]
+        rngs = rngs or [None] * len(contexts)
         frontiers = [[Frontier(ROOT, (), lg)] for lg in self._root_logits(contexts)]
         for depth in range(1, self.shape.depth + 1):
-            frontiers = [self._expand(t, f) for t, f in zip(trees, frontiers)]
+            frontiers = [self._expand(t, f, g) for t, f, g in zip(trees, frontiers, rngs)]
             if depth == self.shape.depth or not any(frontiers):
                 break
             frontiers = self._score(contexts, trees, frontiers)
         return trees
 
-    def _expand(self, tree: DraftTree, frontier: list[Frontier]) -> list[Frontier]:
+    def _expand(self, tree: DraftTree, frontier: list[Frontier], rng) -> list[Frontier]:
         """Add each frontier node's children; return the new nodes that have children in the shape."""
         new = []
         for f in frontier:
             ranks = self.shape.child_ranks(f.prefix)
-            top = distribution_stats(f.logits[None], max(ranks) + 1)
-            for r in ranks:
-                tok, prob = int(top.tokens[0, r]), float(top.probs[0, r])
-                node = tree.add(tok, f.node, r, prob, float(top.entropy[0]))
+            picked = self._pick(f.logits, ranks, rng)
+            if picked.proposal is not None:
+                tree.proposals[f.node] = picked.proposal
+            stats = token_stats(f.logits[None], [0] * len(picked.tokens), picked.tokens)  # temperature 1
+            for j, (r, tok, prob, entropy) in enumerate(zip(ranks, picked.tokens, stats.prob, stats.entropy)):
+                node = tree.add(tok, f.node, r if picked.proposal is None else j, prob, entropy)  # draws: their order
                 if self.shape.child_ranks(f.prefix + (r,)):
                     new.append(Frontier(node, f.prefix + (r,), f.logits))
         return new
+
+    def _pick(self, logits: torch.Tensor, ranks: list[int], rng) -> Picked:
+        """The children for these shape ranks: top-ranked tokens, or draws from the warped draft."""
+        if not self.sampled:
+            top = distribution_stats(logits[None], max(ranks) + 1)
+            return Picked([int(top.tokens[0, r]) for r in ranks])
+        if rng is None:
+            raise ValueError("sampled children need each row's random generator")
+        q = warped_probs(logits, self.sampling)  # [vocab]
+        return Picked(draw_without_replacement(q, len(ranks), rng), q)
 
     def _score(self, contexts, trees, frontiers) -> list[list[Frontier]]:
         """One batched draft pass over the frontier nodes; attach each node's own next-token logits."""
@@ -166,6 +198,11 @@ class DynamicDraftProposer(DraftModelProposer):
     nodes of the previous level are expanded (one batched draft pass) with their ``topk`` best tokens.
     Finally the ``nodes`` most valuable candidates are kept (ancestors are never less valuable than
     their descendants, so the kept set is a tree) and re-indexed breadth-first.
+
+    Children are deterministic at every temperature. Sampling them would not give the min(1, p/q) rule
+    its premise: the final cut keeps a drawn child or not depending on its own token's value, so the kept
+    siblings are no longer a without-replacement sample of the draft. Deterministic children are verified
+    exactly whatever chose them (point-mass rule, :class:`~specdyn.engine.verify.Residual`).
     """
 
     def __init__(self, model, spec: DynamicTree):
@@ -176,7 +213,7 @@ class DynamicDraftProposer(DraftModelProposer):
     def commit(self, paths):
         self.lm.commit([[kept[i] for i in path] for kept, path in zip(self._kept, paths)])
 
-    def propose(self, contexts):
+    def propose(self, contexts, rngs=None):
         cands = [DraftTree() for _ in contexts]
         values: list[list[float]] = [[] for _ in contexts]
         frontiers = [[(ROOT, 1.0, lg)] for lg in self._root_logits(contexts)]

@@ -20,6 +20,11 @@ class DraftTree:
 
     ``draft_probs[i]`` is the drafter's probability of ``tokens[i]`` at its parent position and
     ``draft_entropy[i]`` the entropy (nats) of the drafter's distribution there (both temperature 1).
+
+    ``proposals`` says how each sibling group was chosen, which sampling verification needs: a parent
+    (ROOT for the top level) maps to the ``[vocab]`` distribution its children were drawn from, without
+    replacement and in index order; a group not listed is deterministic (the draft's top-ranked tokens, a
+    lookup match). A tree lives for one step, so these tensors are freed with it.
     """
 
     tokens: list[int] = field(default_factory=list)
@@ -27,6 +32,7 @@ class DraftTree:
     ranks: list[int] = field(default_factory=list)
     draft_probs: list[float] = field(default_factory=list)
     draft_entropy: list[float] = field(default_factory=list)
+    proposals: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -49,6 +55,13 @@ class DraftTree:
     def children(self, node: int) -> list[int]:
         """Indices of the children of ``node`` (ROOT for the top level), in index order."""
         return [i for i, p in enumerate(self.parents) if p == node]
+
+    def groups(self) -> dict[int, list[int]]:
+        """Every sibling group: parent (ROOT for the top level) -> its children in index order."""
+        out: dict[int, list[int]] = {}
+        for i, p in enumerate(self.parents):
+            out.setdefault(p, []).append(i)
+        return out
 
 
 def node_depths(parents: list[int]) -> list[int]:
