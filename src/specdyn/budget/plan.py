@@ -8,7 +8,8 @@ For a tree shape T with n nodes and depth d, fed to ``batch`` rows at once:
 ``f_l`` is the number of depth-l nodes of T that have children (the frontier the draft model scores at
 level l + 1); the first draft pass feeds the one pending committed token; the target pass feeds the
 pending token plus the n tree nodes. ``t_draft(q)`` / ``t_target(q)`` are the fitted pass costs for q
-query tokens per row at this batch size (:class:`~specdyn.budget.costs.CostModel`). The 1 is the bonus
+query tokens per row at this batch size (:class:`~specdyn.treeopt.costs.CostModel`;
+:func:`~specdyn.treeopt.costs.step_seconds` computes this). The 1 is the bonus
 token, so this is tokens emitted per second per prompt; engine overhead outside the two models'
 forward passes (verification, bookkeeping, records) is not modelled, so predictions run high.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from specdyn.budget.acceptance import AcceptanceVector
-from specdyn.budget.costs import CostModel
 from specdyn.budget.measured import DomainStats
-from specdyn.budget.sequoia import expected_accepted, sequoia_table
 from specdyn.specs import TreeShape
+from specdyn.treeopt.costs import CostModel, draft_passes, step_seconds
+from specdyn.treeopt.sequoia import expected_accepted, sequoia_table
+
+__all__ = ["Candidate", "DomainPlan", "draft_passes", "plan_domain", "preference", "price", "step_seconds"]
 
 
 @dataclass
@@ -53,18 +56,6 @@ class DomainPlan:
     baseline_tokens_per_second: float
     own: Candidate | None = None
     measured: DomainStats | None = None
-
-
-def draft_passes(shape: TreeShape) -> list[int]:
-    """Query tokens per row of each draft pass: 1 (the pending token), then the frontier of each level."""
-    parents = {p[:-1] for p in shape.paths if len(p) > 1}
-    return [1] + [sum(1 for p in parents if len(p) == level) for level in range(1, shape.depth)]
-
-
-def step_seconds(shape: TreeShape, costs: CostModel, batch: int) -> float:
-    """Predicted seconds of one speculative step with ``shape`` (draft passes + one target pass)."""
-    draft = sum(costs.draft_seconds(q, batch) for q in draft_passes(shape))
-    return draft + costs.target_seconds(shape.size + 1, batch)
 
 
 def price(shape: TreeShape, p: list[float], costs: CostModel, batch: int, budget: int = 0, depth: int = 0) -> Candidate:

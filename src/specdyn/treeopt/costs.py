@@ -1,0 +1,129 @@
+"""The cost model: measured forward-pass costs of the draft and the target (:class:`~specdyn.records.Timing`
+records, taken by :mod:`specdyn.engine.timing`), fitted as ``seconds = a + b * tokens`` per role and batch
+size, and the predicted seconds of one speculative step with a given tree shape (the formula is in
+:mod:`specdyn.budget.plan`). Pure: timings in, fits and predictions out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from specdyn.files import read_text, write_text_atomic
+from specdyn.defaults import TIMING_CONTEXT
+from specdyn.errors import SpecdynError
+from specdyn.records import Role, Timing
+from specdyn.specs import TreeShape
+
+COSTS_FILE = "costs.json"
+FORMAT_VERSION = 1
+POOR_FIT = 0.15  # relative rms error above which `specdyn budget` warns
+
+
+@dataclass
+class LinearFit:
+    """``seconds(tokens) = intercept + slope * tokens``: least squares over the measured sizes with both
+    coefficients constrained >= 0 (a pass never takes negative time nor gets faster with more tokens).
+    ``rel_error``: root-mean-square residual over the mean time (high: noisy timings, a busy machine)."""
+
+    intercept: float
+    slope: float
+    rel_error: float = 0.0
+
+    def __call__(self, tokens: float) -> float:
+        return self.intercept + self.slope * tokens
+
+
+def fit_linear(tokens, seconds) -> LinearFit:
+    """Non-negative least-squares line through (tokens, seconds); needs two or more distinct token counts."""
+    x, y = np.asarray(tokens, dtype=float), np.asarray(seconds, dtype=float)  # [samples]
+    if np.unique(x).size < 2:
+        raise SpecdynError("a cost fit needs timings at two or more different token counts")
+    design = np.stack([np.ones_like(x), x], axis=1)  # [samples, 2]
+    (a, b), _ = nnls(design, y)
+    rms = float(np.sqrt(np.mean((y - design @ (a, b)) ** 2)))
+    return LinearFit(float(a), float(b), rms / float(y.mean()) if y.mean() > 0 else 0.0)
+
+
+@dataclass
+class CostModel:
+    """Fitted pass costs per role and batch size, plus the timings they came from."""
+
+    draft: dict[int, LinearFit]
+    target: dict[int, LinearFit]
+    timings: list[Timing]
+    context_tokens: int = TIMING_CONTEXT
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_timings(cls, timings: list[Timing], context_tokens: int = TIMING_CONTEXT, info: dict | None = None) -> "CostModel":
+        fits = {role: {} for role in Role}
+        for role in Role:
+            for b in sorted({t.batch for t in timings if t.role == role.value}):
+                rows = [t for t in timings if t.role == role.value and t.batch == b]
+                fits[role][b] = fit_linear([t.tokens for t in rows], [t.seconds for t in rows])
+        return cls(fits[Role.DRAFT], fits[Role.TARGET], list(timings), context_tokens, dict(info or {}))
+
+    def _fit(self, fits: dict[int, LinearFit], role: Role, batch: int) -> LinearFit:
+        if batch not in fits:
+            raise SpecdynError(f"the cost model has no {role.value} timings for batch {batch} "
+                               f"(measured: {', '.join(map(str, sorted(fits))) or 'none'}); re-measure with --measure")
+        return fits[batch]
+
+    def draft_seconds(self, tokens: int, batch: int = 1) -> float:
+        """Predicted seconds of one draft pass feeding ``tokens`` query tokens per row."""
+        return self._fit(self.draft, Role.DRAFT, batch)(tokens)
+
+    def target_seconds(self, tokens: int, batch: int = 1) -> float:
+        """Predicted seconds of one target pass feeding ``tokens`` query tokens per row."""
+        return self._fit(self.target, Role.TARGET, batch)(tokens)
+
+    def poor_fits(self, batch: int, limit: float = POOR_FIT) -> list[str]:
+        """Descriptions of this batch's fits whose relative error exceeds ``limit``."""
+        fits = ((r, self._fit(getattr(self, r.value), r, batch)) for r in Role)
+        return [f"{r.value} batch {batch} (rms error {f.rel_error:.0%} of the mean)" for r, f in fits if f.rel_error > limit]
+
+    @property
+    def batches(self) -> list[int]:
+        return sorted(set(self.draft) & set(self.target))
+
+    def to_json(self) -> dict:
+        fits = {r.value: {str(b): asdict(f) for b, f in getattr(self, r.value).items()} for r in Role}
+        return {"version": FORMAT_VERSION, "context_tokens": self.context_tokens, "fits": fits,
+                "timings": [asdict(t) for t in self.timings], "info": self.info}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CostModel":
+        try:
+            fits = {r: {int(b): LinearFit(**f) for b, f in data["fits"][r.value].items()} for r in Role}
+            timings = [Timing(**t) for t in data.get("timings", [])]
+            return cls(fits[Role.DRAFT], fits[Role.TARGET], timings, int(data["context_tokens"]), data.get("info", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SpecdynError(f"malformed cost model ({type(exc).__name__}: {exc})") from None
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CostModel":
+        text = read_text(path, "cost model")
+        try:
+            return cls.from_json(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise SpecdynError(f"cost model {path} is not valid JSON: {exc}") from None
+
+
+def draft_passes(shape: TreeShape) -> list[int]:
+    """Query tokens per row of each draft pass: 1 (the pending token), then the frontier of each level."""
+    parents = {p[:-1] for p in shape.paths if len(p) > 1}
+    return [1] + [sum(1 for p in parents if len(p) == level) for level in range(1, shape.depth)]
+
+
+def step_seconds(shape: TreeShape, costs: CostModel, batch: int) -> float:
+    """Predicted seconds of one speculative step with ``shape`` (draft passes + one target pass)."""
+    draft = sum(costs.draft_seconds(q, batch) for q in draft_passes(shape))
+    return draft + costs.target_seconds(shape.size + 1, batch)
