@@ -8,11 +8,14 @@ from dataclasses import replace
 
 from specdyn.config import DecodeConfig
 from specdyn.engine import SpeculativeDecoder
+from specdyn.engine.adaptive import AdaptiveProposer, adaptive_costs
 from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
 from specdyn.errors import SpecdynError
 from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, resolve_name
-from specdyn.specs import DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, TreeSpec, check_drafter_tree
+from specdyn.specs import (
+    AdaptiveTree, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, TreeSpec, check_drafter_tree,
+)
 
 
 def encode_messages(tokenizer, messages: list[dict], prompt_id: str = "the prompt") -> list[int]:
@@ -75,21 +78,25 @@ def _check_early_exit(drafter: EarlyExitDrafter, target: ModelLimits | None) -> 
                            f"{target.layers} (1 <= layers < {target.layers})")
 
 
-def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel) -> Proposer:
-    """The proposer that ``drafter`` makes for ``tree``."""
+def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel,
+                   batch: int = 1) -> Proposer:
+    """The proposer that ``drafter`` makes for ``tree`` (``batch``: the batch size it will mostly decode at,
+    for the startup cost measurement of an adaptive tree without a profile cost model)."""
     check_drafter_tree(drafter, tree)
     if isinstance(drafter, LookupDrafter):
         return PromptLookupProposer(tree.shape, max_ngram=drafter.ngram)
     model = early_exit_model(target.model, drafter.layers) if isinstance(drafter, EarlyExitDrafter) else draft.model
     if isinstance(tree, DynamicTree):
         return DynamicDraftProposer(model, tree)
+    if isinstance(tree, AdaptiveTree):
+        return AdaptiveProposer(model, tree, adaptive_costs(tree, model, target.model, [1, batch]))
     return DraftModelProposer(model, tree.shape)
 
 
 def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: LoadedModel,
                   tree: TreeSpec | None = None) -> SpeculativeDecoder:
     """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own)."""
-    proposer = build_proposer(config.drafter, tree or config.tree, draft, target)
+    proposer = build_proposer(config.drafter, tree or config.tree, draft, target, getattr(config, "batch_size", 1))
     return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens)
 
 

@@ -20,20 +20,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
 from specdyn.errors import SpecdynError
 from specdyn.files import read_text
+from specdyn.prior import AcceptancePrior, Profile, resolve_prior
 
 MAX_TREE_NODES = 1024  # verifying n nodes computes n + 1 rows of logits over the vocabulary (and an n x (context + n) mask)
 MAX_RANK = 255  # sibling ranks index the draft's top-k: below this in paths files, topk and branch at most this
 MAX_DYNAMIC_CANDIDATES = 1 << 16  # candidates a dynamic tree scores per step: topk + (depth - 1) * topk**2
 MAX_NGRAM = 32  # longest suffix prompt lookup matches
 MAX_LAYERS = 1024  # early-exit layers (checked against the target's own layer count before it loads)
-SUMMARY_FILE = "budget.json"  # the one JSON file of a --domain-trees folder that is not a tree
+SUMMARY_FILE = "budget.json"  # the one JSON file of a --domain-trees folder that is not a domain's tree...
+GLOBAL_FILE = "global.json"  # ...besides the single tree for every domain (`specdyn budget --global`)
+MAX_ADAPTIVE_NODES = 64  # an adaptive tree re-solves Sequoia's DP online: O(nodes^2 * depth^2 * branch)
+MAX_ADAPTIVE_DEPTH = 10
+MAX_ADAPTIVE_BRANCH = 8
 
 RankPath = tuple[int, ...]
 
@@ -41,6 +46,11 @@ RankPath = tuple[int, ...]
 def arg(low: int = 1, high: int = MAX_TREE_NODES, default: int | object = MISSING):
     """An integer argument of a key=value spec, with its bounds (inclusive) and an optional default."""
     return field(default=default, metadata={"low": low, "high": high})
+
+
+def args_of(cls) -> list:
+    """The :func:`arg` fields of a key=value spec (other fields are not written in its text)."""
+    return [f for f in fields(cls) if "low" in f.metadata]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,7 +158,7 @@ class KeyValueSpec:
     FAMILY: ClassVar[str]  # "tree" or "drafter": the option ``--FAMILY`` it comes from, for messages
 
     def __post_init__(self) -> None:
-        for f in fields(self):
+        for f in args_of(self):
             value, low, high = getattr(self, f.name), f.metadata["low"], f.metadata["high"]
             if type(value) is not int:
                 raise SpecdynError(f"{self.KIND} {self.FAMILY}: {f.name} must be an integer (got {value!r})")
@@ -158,16 +168,18 @@ class KeyValueSpec:
 
     @classmethod
     def from_args(cls, args: dict[str, int], spec: str):
-        names = {f.name for f in fields(cls)}
-        required = {f.name for f in fields(cls) if f.default is MISSING}
+        names = {f.name for f in args_of(cls)}
+        required = {f.name for f in args_of(cls) if f.default is MISSING}
         if set(args) - names or required - set(args):
-            raise SpecdynError(f"malformed --{cls.FAMILY} {spec!r}: expected exactly {cls.HELP.split(' ')[0]}")
+            unknown = ", ".join(repr(k) for k in sorted(set(args) - names))
+            detail = f" (unknown key {unknown})" if unknown else ""
+            raise SpecdynError(f"malformed --{cls.FAMILY} {spec!r}: expected exactly {cls.HELP.split(' ')[0]}{detail}")
         return cls(**args)
 
     @property
     def text(self) -> str:
         """The canonical spec text (every argument written out, defaults included)."""
-        args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in args_of(self))
         return f"{self.KIND}:{args}" if args else self.KIND
 
     def __str__(self) -> str:
@@ -297,12 +309,45 @@ class DynamicTree(KeyValueSpec, TreeSpec):
         return self.nodes
 
 
-TREE_KINDS: dict[str, type] = {k.KIND: k for k in (StaticTree, DynamicTree)}  # key=value kinds
-TREE_HELP = " | ".join(k.HELP for k in (StaticTree, PathsTree, DynamicTree))
+@dataclass(frozen=True)
+class AdaptiveTree(KeyValueSpec, TreeSpec):
+    """A tree per request that follows the request's own acceptance: Beta beliefs per (depth, rank) start
+    from a prior (``profile``'s acceptance pooled over domains, else a weak built-in prior) and learn from
+    every verification; every ``every`` steps the request's tree is re-solved with Sequoia's DP (at most
+    ``nodes`` nodes, ``depth`` levels, ``branch`` children per node) under the measured cost model.
+    ``weight``: pseudo-observations each profile cell counts for. See ``docs/engine.md``."""
+
+    KIND: ClassVar[str] = "adaptive"
+    HELP: ClassVar[str] = "adaptive[:every=K,nodes=N,depth=D,branch=B,weight=W]"
+    every: int = arg(default=8)
+    nodes: int = arg(high=MAX_ADAPTIVE_NODES, default=16)
+    depth: int = arg(high=MAX_ADAPTIVE_DEPTH, default=6)
+    branch: int = arg(high=MAX_ADAPTIVE_BRANCH, default=4)
+    weight: int = arg(high=10_000, default=8)
+    profile: Profile | None = None  # set from --profile at the boundary (not part of the text)
+    shape: ClassVar[None] = None  # no static shape: each request's tree is chosen as it goes
+
+    @property
+    def max_depth(self) -> int:
+        return self.depth
+
+    @property
+    def max_nodes(self) -> int:
+        return self.nodes
+
+    @cached_property
+    def prior(self) -> AcceptancePrior:
+        """The prior every request starts from (resolved from ``profile``, or the weak prior)."""
+        return resolve_prior(self.profile, self.depth, self.branch, self.weight)
+
+
+TREE_KINDS: dict[str, type] = {k.KIND: k for k in (StaticTree, DynamicTree, AdaptiveTree)}  # key=value kinds
+TREE_HELP = " | ".join(k.HELP for k in (StaticTree, PathsTree, DynamicTree, AdaptiveTree))
 
 
 def parse_tree(spec: str) -> TreeSpec:
-    """``static:depth=D,branch=B``, ``paths:FILE`` (read now) or ``dynamic:nodes=N,depth=D,topk=K``."""
+    """``static:depth=D,branch=B``, ``paths:FILE`` (read now), ``dynamic:nodes=N,depth=D,topk=K`` or
+    ``adaptive[:every=K,nodes=N,depth=D,branch=B,weight=W]`` (without a profile)."""
     kind, _, rest = spec.partition(":")
     if kind.strip() == PathsTree.KIND:
         return PathsTree.load(rest)
@@ -310,8 +355,12 @@ def parse_tree(spec: str) -> TreeSpec:
 
 
 def tree_record(tree: TreeSpec) -> dict:
-    """The tree as a manifest records it: its spec text and, for static shapes, its rank paths."""
-    return {"spec": tree.text, "paths": tree.shape.to_json() if tree.shape is not None else None}
+    """The tree as a manifest records it: its spec text and, for static shapes, its rank paths; for an
+    adaptive tree also its profile's identity and counts and the prior they resolve to."""
+    record = {"spec": tree.text, "paths": tree.shape.to_json() if tree.shape is not None else None}
+    if isinstance(tree, AdaptiveTree):
+        record |= {"profile": tree.profile.to_json() if tree.profile else None, "prior": tree.prior.to_json()}
+    return record
 
 
 def tree_from_record(record: object, origin: str) -> TreeSpec:
@@ -322,7 +371,10 @@ def tree_from_record(record: object, origin: str) -> TreeSpec:
     kind, _, file = record["spec"].partition(":")
     if kind == PathsTree.KIND:
         return PathsTree(Path(file), shape_from_paths(record.get("paths"), origin))
-    return parse_tree(record["spec"])
+    tree = parse_tree(record["spec"])
+    if isinstance(tree, AdaptiveTree) and record.get("profile") is not None:
+        return replace(tree, profile=Profile.from_json(record["profile"], origin))
+    return tree
 
 
 # --------------------------------------------------------------------------------------------------
@@ -390,7 +442,7 @@ def domain_filename(domain: str) -> str:
     """``<domain>.json`` with every character outside ``[A-Za-z0-9_.-]`` replaced by ``_`` (the file
     `specdyn budget` writes for a domain and `specdyn run --domain-trees` reads)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", domain).strip(".") or "domain"
-    return f"{safe}.json" if f"{safe}.json" != SUMMARY_FILE else "budget_domain.json"
+    return f"{safe}.json" if f"{safe}.json" not in (SUMMARY_FILE, GLOBAL_FILE) else f"{safe}_domain.json"
 
 
 @dataclass(frozen=True)
@@ -402,13 +454,14 @@ class DomainTrees:
 
     @classmethod
     def load(cls, folder: str) -> DomainTrees:
-        """Read every ``*.json`` in ``folder`` except ``budget.json``; each must be a paths file."""
+        """Read every ``*.json`` in ``folder`` except ``budget.json`` and ``global.json``; each must be a
+        paths file."""
         path = Path(folder).expanduser().resolve()
         if not path.exists():
             raise SpecdynError(f"--domain-trees {folder}: no such folder")
         if not path.is_dir():
             raise SpecdynError(f"--domain-trees {folder} is not a folder (give the folder `specdyn budget` wrote)")
-        files = sorted(p for p in path.glob("*.json") if p.name != SUMMARY_FILE)
+        files = sorted(p for p in path.glob("*.json") if p.name not in (SUMMARY_FILE, GLOBAL_FILE))
         return cls(path, {p.name: PathsTree.load(str(p)) for p in files})
 
     def tree_for(self, domain: str) -> PathsTree | None:

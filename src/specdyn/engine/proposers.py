@@ -147,29 +147,35 @@ class DraftModelProposer(CachedRows, Proposer):
         logits = self.lm.forward(pending_query(contexts, cached))  # [b, q, vocab]
         return [logits[b, i] for b, i in enumerate(last_pending(contexts, cached))]
 
+    def row_shapes(self, rows: int) -> list[TreeShape]:
+        """The shape of each row's tree this step: ``shape`` for every row (the adaptive proposer gives each
+        row its own)."""
+        return [self.shape] * rows
+
     def propose(self, contexts, rngs=None):
         trees = [DraftTree() for _ in contexts]
         rngs = rngs or [None] * len(contexts)
+        shapes = self.row_shapes(len(contexts))
         frontiers = [[Frontier(ROOT, (), lg)] for lg in self._root_logits(contexts)]
-        for depth in range(1, self.shape.depth + 1):
-            frontiers = [self._expand(t, f, g) for t, f, g in zip(trees, frontiers, rngs)]
-            if depth == self.shape.depth or not any(frontiers):
+        for depth in range(1, max(s.depth for s in shapes) + 1):
+            frontiers = [self._expand(t, f, g, s) for t, f, g, s in zip(trees, frontiers, rngs, shapes)]
+            if not any(frontiers):  # nodes at a shape's last level have no children in it
                 break
             frontiers = self._score(contexts, trees, frontiers)
         return trees
 
-    def _expand(self, tree: DraftTree, frontier: list[Frontier], rng) -> list[Frontier]:
+    def _expand(self, tree: DraftTree, frontier: list[Frontier], rng, shape: TreeShape) -> list[Frontier]:
         """Add each frontier node's children; return the new nodes that have children in the shape."""
         new = []
         for f in frontier:
-            ranks = self.shape.child_ranks(f.prefix)
+            ranks = shape.child_ranks(f.prefix)
             picked = self._pick(f.logits, ranks, rng)
             if picked.proposal is not None:
                 tree.proposals[f.node] = picked.proposal
             stats = token_stats(f.logits[None], [0] * len(picked.tokens), picked.tokens)  # temperature 1
             for j, (r, tok, prob, entropy) in enumerate(zip(ranks, picked.tokens, stats.prob, stats.entropy)):
                 node = tree.add(tok, f.node, r if picked.proposal is None else j, prob, entropy)  # draws: their order
-                if self.shape.child_ranks(f.prefix + (r,)):
+                if shape.child_ranks(f.prefix + (r,)):
                     new.append(Frontier(node, f.prefix + (r,), f.logits))
         return new
 
