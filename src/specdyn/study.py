@@ -111,7 +111,10 @@ def _difference(old: RunManifest, new: RunManifest) -> str:
     keys = sorted(k for k, v in (b["config"] or {}).items() if (a["config"] or {}).get(k) != v)
     if keys:
         return ", ".join(keys)
-    return "the tree files' contents" if a["trees"] != b["trees"] else "the suite's prompts"
+    if a["trees"] == b["trees"]:
+        return "the suite's prompts"
+    profiles = [(t or {}).get("tree", {}).get("profile") for t in (a["trees"], b["trees"])]
+    return "the adaptive trees' profiles" if profiles[0] != profiles[1] else "the tree files' contents"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 
 DEFAULT_MIN_OBSERVATIONS = 200
+POOLED = "all domains"  # the name of the vector that pools every domain (`specdyn budget --global`, profiles)
 
 
 @dataclass
@@ -25,8 +26,9 @@ class AcceptanceVector:
     parent is the last committed token, or the parent node has ``accepted_path``), the share with
     ``accepted_path``. ``trials[k]`` counts those nodes and ``accepted[k]`` the accepted ones.
     ``usable`` is the number of leading ranks with at least ``min_observations`` trials; only those
-    enter :attr:`p`. ``depth_rates[d][k]`` / ``depth_trials[d][k]`` are the same estimate restricted to
-    nodes of depth d (a diagnostic of Sequoia's assumption that p does not depend on depth).
+    enter :attr:`p`. ``depth_rates[d][k]`` / ``depth_trials[d][k]`` / ``depth_accepted[d][k]`` are the same
+    estimate restricted to nodes of depth d (a diagnostic of Sequoia's assumption that p does not depend
+    on depth, and the prior of adaptive trees).
     """
 
     domain: str
@@ -37,6 +39,7 @@ class AcceptanceVector:
     min_observations: int
     depth_rates: dict[int, list[float]] = field(default_factory=dict)
     depth_trials: dict[int, list[int]] = field(default_factory=dict)
+    depth_accepted: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def p(self) -> list[float]:
@@ -65,7 +68,7 @@ def domain_vector(domain: str, rank, depth, accepted, min_observations: int) -> 
         )
     vec = AcceptanceVector(domain, rates, trials, hits, usable, min_observations)
     for d in np.unique(depth).tolist():
-        vec.depth_rates[d], vec.depth_trials[d], _ = _rates(rank[depth == d], accepted[depth == d])
+        vec.depth_rates[d], vec.depth_trials[d], vec.depth_accepted[d] = _rates(rank[depth == d], accepted[depth == d])
     return vec
 
 
@@ -74,12 +77,19 @@ def acceptance_vectors(run: RunData, min_observations: int = DEFAULT_MIN_OBSERVA
 
     Raises :class:`SpecdynError` when a domain has fewer than ``min_observations`` parent-accepted nodes
     of rank 0; higher ranks with fewer observations are left out of ``p`` (see ``usable``)."""
+    domain = run.node_domain()
+    return {name: _vector(run, name, domain == run.domains.index(name), min_observations) for name in sorted(run.domains)}
+
+
+def pooled_vector(run: RunData, min_observations: int = DEFAULT_MIN_OBSERVATIONS) -> AcceptanceVector:
+    """One :class:`AcceptanceVector` of every domain's nodes together (named :data:`POOLED`)."""
+    return _vector(run, POOLED, np.ones(len(run.nodes.rank), dtype=bool), min_observations)
+
+
+def _vector(run: RunData, name: str, nodes_of: np.ndarray, min_observations: int) -> AcceptanceVector:
+    """The vector of the parent-accepted nodes among ``nodes_of`` (a mask over the run's nodes)."""
     if min_observations < 1:
         raise SpecdynError(f"min_observations must be >= 1 (got {min_observations})")
-    nodes, domain = run.nodes, run.node_domain()
-    out = {}
-    for name in sorted(run.domains):
-        sel = nodes.parent_reached & (domain == run.domains.index(name))
-        out[name] = domain_vector(name, nodes.rank[sel], nodes.depth[sel], nodes.accepted_path[sel].astype(np.int64),
-                                  min_observations)
-    return out
+    nodes = run.nodes
+    sel = nodes.parent_reached & nodes_of
+    return domain_vector(name, nodes.rank[sel], nodes.depth[sel], nodes.accepted_path[sel].astype(np.int64), min_observations)

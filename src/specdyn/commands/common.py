@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
+from specdyn.budget.profile import load_profile
 from specdyn.config import RUN_ONLY_KEYS, DecodeConfig, merge, read_toml
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import resolve_models
-from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP
+from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP, AdaptiveTree
 
 
 def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
@@ -27,6 +28,8 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
+    p.add_argument("--profile", metavar="RUN_DIR", help="with --tree adaptive: start every request from this run's "
+                   "acceptance by depth and rank (all domains pooled) and price trees with its costs.json")
 
 
 def _file_values(path: str, cls) -> dict:
@@ -44,7 +47,21 @@ def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     config = merge(cls(), _file_values(args.config, cls), origin=args.config) if args.config else cls()
     names = {f.name for f in fields(config)}
     config = merge(config, {k: v for k, v in vars(args).items() if k in names})
-    return resolve_models(config)
+    return with_profile(resolve_models(config), getattr(args, "profile", None))
+
+
+def with_profile(config, folder: str | None):
+    """``config`` whose adaptive tree starts from the run in ``folder`` (read now, through the run-folder
+    reader); an error when ``folder`` is no run or the tree is not adaptive."""
+    if folder is None:
+        return config
+    if not isinstance(config.tree, AdaptiveTree):
+        raise SpecdynError(f"--profile informs adaptive trees only (--tree {AdaptiveTree.HELP}); the tree is {config.tree.text}")
+    profile = load_profile(folder)
+    if (profile.draft, profile.target) != (config.draft, config.target):
+        print(f"specdyn: note: --profile {folder} was made with other models ({profile.draft} -> {profile.target}); "
+              "its acceptance is only a starting point", file=sys.stderr)
+    return replace(config, tree=replace(config.tree, profile=profile))
 
 
 def out_path(value: str | None, default: Path | None) -> Path | None:
