@@ -58,16 +58,16 @@ def simulate(prompt_id: str, shape: TreeShape, p: list[float], steps: int, rng: 
 
 
 def make_run(root, tree: str, p_by_domain: dict, prompts: int = 8, steps: int = 40, step_seconds: float = 0.05,
-             seed: int = 0, batch_size: int = 1, models: dict | None = None):
+             seed: int = 0, batch_size: int = 1, models: dict | None = None, shape: TreeShape | None = None):
     """A run folder of simulated prompts (ids ``<domain>/<i>``) decoded with ``tree``, written through the
-    run-folder writer."""
+    run-folder writer (``shape``: the shape simulated, for trees without a static one)."""
     config = RunConfig(**{"draft": "d", "target": "t", "tree": tree, "dtype": "float32", "batch_size": batch_size,
                           "device": "cpu", **(models or {})})
     rng, writer = random.Random(seed), RunWriter(root)
     writer.open()
     for dom, p in p_by_domain.items():
-        writer.append([FinishedPrompt(simulate(f"{dom}/{i}", config.tree.shape, p, steps, rng, step_seconds), dom, "sim")
-                       for i in range(prompts)])
+        writer.append([FinishedPrompt(simulate(f"{dom}/{i}", shape or config.tree.shape, p, steps, rng, step_seconds), dom,
+                                      "sim") for i in range(prompts)])
     writer.write_manifest(RunManifest(RunStatus.COMPLETE, config, counts=writer.counts()))
     return root
 

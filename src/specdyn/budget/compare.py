@@ -4,7 +4,7 @@ the runs' records, manifests and any ``budget.json`` predictions)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from specdyn.defaults import DEFAULT_DRAFTER, DEFAULT_TREE
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 from specdyn.safetext import markdown
-from specdyn.specs import PathsTree, TreeSpec
+from specdyn.specs import AdaptiveTree, PathsTree, TreeSpec
 from specdyn.stats import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 
 
@@ -27,7 +27,17 @@ class TreeRole(Enum):
     DEFAULT = "default"  # the default static tree with the model drafter
     RECOMMENDED = "recommended"  # `specdyn budget`'s tree for this very domain
     RECOMMENDED_ELSEWHERE = "recommended for another domain"
+    GLOBAL = "global"  # `specdyn budget --global`'s one tree for every domain
+    ADAPTIVE = "adaptive"  # `--tree adaptive`: each request's tree follows its own acceptance
     OTHER = "other"
+
+
+ROLE_NAMES = {TreeRole.DEFAULT: "the default", TreeRole.RECOMMENDED: "the recommended tree",
+              TreeRole.GLOBAL: "the global tree", TreeRole.ADAPTIVE: "the adaptive tree"}
+# The pairs compared with a paired bootstrap whenever a domain has runs of both roles (the first is `a`).
+GAIN_PAIRS = [(TreeRole.RECOMMENDED, TreeRole.DEFAULT), (TreeRole.GLOBAL, TreeRole.DEFAULT),
+              (TreeRole.ADAPTIVE, TreeRole.DEFAULT), (TreeRole.ADAPTIVE, TreeRole.GLOBAL),
+              (TreeRole.ADAPTIVE, TreeRole.RECOMMENDED)]
 
 
 @dataclass
@@ -58,16 +68,20 @@ class Gain:
     high: float
     prompts: int
     paired: bool
+    a_role: str = ""
+    b_role: str = ""
 
 
 @dataclass
 class DomainComparison:
-    """All runs on one domain, fastest measured first, with the plain-language verdict."""
+    """All runs on one domain, fastest measured first, with the plain-language verdict. ``gains``: every
+    pair of :data:`GAIN_PAIRS` present (``recommended_vs_default`` is the first of them, or None)."""
 
     domain: str
     entries: list[RunEntry]
     recommended_vs_default: Gain | None
     verdict: list[str]
+    gains: list[Gain] = field(default_factory=list)
 
 
 @dataclass
@@ -96,10 +110,15 @@ def _budget_doc(run: RunData, tree: TreeSpec) -> BudgetDoc | None:
 
 
 def _role(tree: TreeSpec, drafter_is_default: bool, domain: str, doc: BudgetDoc | None) -> TreeRole:
+    if isinstance(tree, AdaptiveTree):
+        return TreeRole.ADAPTIVE
     if tree == DEFAULT_TREE and drafter_is_default:
         return TreeRole.DEFAULT
     if not isinstance(tree, PathsTree) or doc is None:
         return TreeRole.OTHER
+    single = doc.data.get("global")
+    if isinstance(single, dict) and (doc.folder / str(single.get("paths_file", ""))).resolve() == tree.source:
+        return TreeRole.GLOBAL
     same = {d for d in doc.data.get("domains", {})
             if (doc.folder / str(doc.domain(d).get("paths_file", ""))).resolve() == tree.source}
     return TreeRole.RECOMMENDED if domain in same else TreeRole.RECOMMENDED_ELSEWHERE if same else TreeRole.OTHER
@@ -143,32 +162,40 @@ def bootstrap_gain(a: RunEntry, b: RunEntry, resamples: int = DEFAULT_RESAMPLES,
 
 def _gain_text(g: Gain) -> str:
     how = f"95% interval {g.low:+.1%} to {g.high:+.1%}, {'paired ' if g.paired else ''}bootstrap over {g.prompts} prompts"
+    a, b = (ROLE_NAMES[TreeRole(r)] for r in (g.a_role, g.b_role))
     if g.low > 0:
-        return f"the recommended tree ({g.a}) BEAT the default ({g.b}): {g.gain:+.1%} measured tokens/s ({how})."
+        return f"{a} ({g.a}) BEAT {b} ({g.b}): {g.gain:+.1%} measured tokens/s ({how})."
     if g.high < 0:
-        return f"the recommended tree ({g.a}) did NOT beat the default ({g.b}): it was slower, {g.gain:+.1%} measured tokens/s ({how})."
-    return f"the recommended tree ({g.a}) did NOT clearly beat the default ({g.b}): {g.gain:+.1%} measured tokens/s, within noise ({how})."
+        return f"{a} ({g.a}) did NOT beat {b} ({g.b}): it was slower, {g.gain:+.1%} measured tokens/s ({how})."
+    return f"{a} ({g.a}) did NOT clearly beat {b} ({g.b}): {g.gain:+.1%} measured tokens/s, within noise ({how})."
 
 
-def _verdict(domain: str, entries: list[RunEntry], gain: Gain | None) -> list[str]:
+def _verdict(domain: str, entries: list[RunEntry], gains: list[Gain]) -> list[str]:
     top = entries[0]
     lines = [f"Fastest on {domain}: {top.label} ({top.tree}) at {top.stats.tokens_per_second:.2f} tokens/s."]
     roles = {e.role for e in entries}
-    if gain is not None:
-        lines.append(f"On {domain}, " + _gain_text(gain))
-    elif TreeRole.RECOMMENDED not in roles:
+    if TreeRole.RECOMMENDED not in roles:
         lines.append(f"No run here used the tree recommended for {domain}.")
-    else:
+    elif TreeRole.DEFAULT not in roles:
         lines.append(f"No run here used the default tree ({DEFAULT_TREE.text}), so the recommendation is not compared with it.")
-    return lines
+    return lines + [f"On {domain}, " + _gain_text(g) for g in gains]
+
+
+def role_gains(ranked: list[RunEntry]) -> list[Gain]:
+    """The :class:`Gain` of every pair of :data:`GAIN_PAIRS` present, between the fastest run of each role."""
+    fastest = {}
+    for e in ranked:
+        fastest.setdefault(e.role, e)
+    pairs = [(a, b) for a, b in GAIN_PAIRS if a in fastest and b in fastest]
+    return [replace(bootstrap_gain(fastest[a], fastest[b]), a_role=a.value, b_role=b.value) for a, b in pairs]
 
 
 def compare_domain(domain: str, entries: list[RunEntry]) -> DomainComparison:
     ranked = sorted(entries, key=lambda e: -e.stats.tokens_per_second)
-    rec = [e for e in ranked if e.role is TreeRole.RECOMMENDED]
-    default = [e for e in ranked if e.role is TreeRole.DEFAULT]
-    gain = bootstrap_gain(rec[0], default[0]) if rec and default else None
-    return DomainComparison(domain, ranked, gain, _verdict(domain, ranked, gain))
+    gains = role_gains(ranked)
+    first = GAIN_PAIRS[0][0].value, GAIN_PAIRS[0][1].value
+    rec_vs_default = next((g for g in gains if (g.a_role, g.b_role) == first), None)
+    return DomainComparison(domain, ranked, rec_vs_default, _verdict(domain, ranked, gains), gains)
 
 
 def compare_runs(runs: list[RunData], labels: list[str]) -> list[DomainComparison]:
@@ -208,6 +235,7 @@ def to_json(comparisons: list[DomainComparison]) -> str:
         return d | {"role": e.role.value, "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
 
     doc = [{"domain": c.domain, "runs": [entry(e) for e in c.entries], "verdict": c.verdict,
-            "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None}
+            "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None,
+            "gains": [asdict(g) for g in c.gains]}
            for c in comparisons]
     return json.dumps({"domains": doc}, indent=2)

@@ -1,5 +1,6 @@
-"""Files and text written by ``specdyn budget``: ``DIR/<domain>.json`` (a ``paths:`` tree file) and
-``DIR/budget.json`` (everything behind the recommendation)."""
+"""Files and text written by ``specdyn budget``: ``DIR/<domain>.json`` (a ``paths:`` tree file),
+``DIR/global.json`` (with ``--global``: one tree for every domain) and ``DIR/budget.json`` (everything behind
+the recommendation)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from specdyn.files import write_text_atomic
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
 from specdyn.safetext import visible
-from specdyn.specs import SUMMARY_FILE, domain_filename
+from specdyn.specs import GLOBAL_FILE, SUMMARY_FILE, domain_filename
 
 BUDGET_FILE = SUMMARY_FILE  # the one file of the folder that is not a tree (see specdyn.specs.DomainTrees)
 BUDGET_DIR = "budget"
@@ -38,10 +39,12 @@ def plan_json(plan: DomainPlan, paths_file: str, own_spec: str) -> dict:
     }
 
 
-def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str]) -> Path:
-    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
+def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str],
+                single: DomainPlan | None = None) -> Path:
+    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``;
+    ``single`` (every domain pooled, ``--global``) goes to ``out/global.json`` and budget.json's ``global``.
 
-    ``own_specs`` maps each domain to the tree spec the run used for it."""
+    ``own_specs`` maps each domain (and :data:`~specdyn.budget.acceptance.POOLED`) to the run's tree spec."""
     names = [domain_filename(p.domain) for p in plans]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
@@ -57,6 +60,9 @@ def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dic
         write_text_atomic(out / name, json.dumps(plan.best.shape.to_json()) + "\n")
         domains[plan.domain] = plan_json(plan, name, own_specs[plan.domain])
     doc = {"version": FORMAT_VERSION, **header, "domains": domains}
+    if single is not None:
+        write_text_atomic(out / GLOBAL_FILE, json.dumps(single.best.shape.to_json()) + "\n")
+        doc["global"] = plan_json(single, GLOBAL_FILE, own_specs[single.domain])
     write_text_atomic(out / BUDGET_FILE, json.dumps(doc, indent=2) + "\n")
     return out / BUDGET_FILE
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, acceptance_vectors
+from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, POOLED, acceptance_vectors, pooled_vector
 from specdyn.budget.costs import COSTS_FILE, CostModel
 from specdyn.budget.measured import domain_stats
+from specdyn.budget.export import Engine, export_trees, parse_engines
 from specdyn.budget.output import BUDGET_DIR, format_plan, write_plans
-from specdyn.budget.plan import plan_domain
+from specdyn.budget.plan import DomainPlan, plan_domain
 from specdyn.commands.common import out_path, print_notes
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData, load_run
-from specdyn.specs import MAX_TREE_NODES, domain_filename
+from specdyn.specs import GLOBAL_FILE, MAX_TREE_NODES, domain_filename
 
 DEFAULT_MAX_NODES = 32  # largest node budget searched
 DEFAULT_MAX_DEPTH = 6  # largest tree depth searched
@@ -45,6 +46,12 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the run's batch_size)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                    help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
+    p.add_argument("--global", dest="global_tree", action="store_true",
+                   help=f"also pool every domain into one acceptance vector and write its best tree as DIR/{GLOBAL_FILE} "
+                   "(the single best tree when the domain is unknown)")
+    p.add_argument("--export", metavar="ENGINE[,ENGINE]",
+                   help="also write the trees as serving-engine settings: vllm (DIR/vllm/*.json, speculative_config) "
+                   "and/or sglang (DIR/sglang/*.json, closest EAGLE settings, labelled exact or approximate)")
     p.set_defaults(func=run)
 
 
@@ -93,20 +100,29 @@ def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
               f"Predictions are unreliable: re-measure on an idle machine (--measure --repeats 10).", file=sys.stderr)
 
 
-def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, batch: int, args) -> None:
-    specs = {p.domain: config.tree_for(p.domain).text for p in plans}
+def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, batch: int, args,
+           single: DomainPlan | None) -> None:
+    specs = {p.domain: config.tree_for(p.domain).text for p in plans} | {POOLED: config.tree.text}
     header = {"run": str(run.run_dir.resolve()), "tree": config.tree.text, "formula": FORMULA, "costs": costs.to_json(),
               "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
                            "min_observations": args.min_observations, "batch": batch}}
-    written = write_plans(out, plans, header, specs)
-    for plan in plans:
+    written = write_plans(out, plans, header, specs, single)
+    files = {domain_filename(p.domain): p for p in plans} | ({GLOBAL_FILE: single} if single else {})
+    for name, plan in files.items():
         print(format_plan(plan, specs[plan.domain]))
-        print(f"  tree file: specdyn run --tree paths:{out / domain_filename(plan.domain)}\n")
+        print(f"  tree file: specdyn run --tree paths:{out / name}\n")
     print(f"wrote {written}", file=sys.stderr)
+
+
+def _export(out: Path, plans: list[DomainPlan], single: DomainPlan | None, engines: list[Engine]) -> None:
+    trees = {domain_filename(p.domain): p.best.shape for p in plans} | ({GLOBAL_FILE: single.best.shape} if single else {})
+    for path in export_trees(out, trees, engines):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def run(args) -> int:
     _check(args)
+    engines = parse_engines(args.export) if args.export is not None else []
     out = out_path(args.out, Path(args.run_dir) / BUDGET_DIR)
     run = load_run(args.run_dir)
     print_notes(args.run_dir, run)
@@ -117,5 +133,8 @@ def run(args) -> int:
     _warn(config, costs, batch)
     plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, config.tree_for(d).shape, domain_stats(run, d))
              for d, v in vectors.items()]
-    _write(out, run, config, plans, costs, batch, args)
+    single = (plan_domain(pooled_vector(run, args.min_observations), costs, args.max_nodes, args.max_depth, batch,
+                          config.tree.shape) if args.global_tree else None)
+    _write(out, run, config, plans, costs, batch, args, single)
+    _export(out, plans, single, engines)
     return 0

@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     export.add_argument("--out", metavar="FILE", help="output JSONL file (default: standard output)")
     export.add_argument("--per-domain", type=int, default=50, metavar="N", help="prompts per domain (default 50)")
     export.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the draw (default 0)")
+    export.add_argument("--exclude", metavar="FILE", help="draw only among prompts whose id is not in this suite file "
+                        "(draws of different seeds overlap otherwise: this makes a held-out suite)")
     show = sub.add_parser("show", help="validate a suite file and summarise it per domain")
     show.add_argument("file", metavar="FILE", help="suite JSONL file")
     show.add_argument(
@@ -31,7 +33,8 @@ def _export(args: argparse.Namespace) -> int:
     to_stdout = args.out is None or args.out == "-"
     if not to_stdout:
         check_suite_path(args.out)  # before the (possibly downloading) suite is built
-    prompts = default_suite(per_domain=args.per_domain, seed=args.seed)
+    excluded = frozenset(p.id for p in load_suite(args.exclude)) if args.exclude else frozenset()
+    prompts = default_suite(per_domain=args.per_domain, seed=args.seed, exclude=excluded)
     if to_stdout:
         sys.stdout.write(dumps_suite(prompts))
         return 0

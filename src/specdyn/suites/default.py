@@ -121,13 +121,14 @@ def draw(pool: list[Prompt], domain: str, per_domain: int, seed: int) -> list[Pr
     return [pool[i] for i in sorted(rng.sample(range(len(pool)), per_domain))]
 
 
-def default_suite(per_domain: int = 50, seed: int = 0) -> list[Prompt]:
-    """The default suite: ``per_domain`` prompts from each of code, math, logic and chat."""
+def default_suite(per_domain: int = 50, seed: int = 0, exclude: frozenset[str] = frozenset()) -> list[Prompt]:
+    """The default suite: ``per_domain`` prompts from each of code, math, logic and chat, drawn from the
+    candidates whose id is not in ``exclude`` (a held-out suite)."""
     if isinstance(per_domain, bool) or not isinstance(per_domain, int) or per_domain < 1:
         raise SpecdynError(f"per-domain must be a positive integer, got {per_domain!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SpecdynError(f"seed must be an integer, got {seed!r}")
     prompts: list[Prompt] = []
     for domain, bench in BENCHMARKS.items():
-        prompts += draw(bench.pool(seed), domain.value, per_domain, seed)
+        prompts += draw([p for p in bench.pool(seed) if p.id not in exclude], domain.value, per_domain, seed)
     return prompts
