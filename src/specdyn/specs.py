@@ -278,8 +278,23 @@ def _read_json(path: Path, name: str) -> object:
         raise SpecdynError(f"tree paths file {name!r} is not valid JSON: {exc}") from None
 
 
+class NodesDepthLimits:
+    """For tree kinds chosen at every step, whose ``nodes`` and ``depth`` arguments are their limits."""
+
+    nodes: int
+    depth: int
+
+    @property
+    def max_depth(self) -> int:
+        return self.depth
+
+    @property
+    def max_nodes(self) -> int:
+        return self.nodes
+
+
 @dataclass(frozen=True)
-class DynamicTree(KeyValueSpec, TreeSpec):
+class DynamicTree(NodesDepthLimits, KeyValueSpec, TreeSpec):
     """EAGLE-2 style dynamic tree: expand the ``topk`` best frontier nodes per level for ``depth`` levels,
     then keep the ``nodes`` best nodes overall by cumulative draft probability."""
 
@@ -300,17 +315,9 @@ class DynamicTree(KeyValueSpec, TreeSpec):
     def candidates(self) -> int:
         return self.topk + (self.depth - 1) * self.topk**2
 
-    @property
-    def max_depth(self) -> int:
-        return self.depth
-
-    @property
-    def max_nodes(self) -> int:
-        return self.nodes
-
 
 @dataclass(frozen=True)
-class AdaptiveTree(KeyValueSpec, TreeSpec):
+class AdaptiveTree(NodesDepthLimits, KeyValueSpec, TreeSpec):
     """A tree per request that follows the request's own acceptance: Beta beliefs per (depth, rank) start
     from a prior (``profile``'s acceptance pooled over domains, else a weak built-in prior) and learn from
     every verification; every ``every`` steps the request's tree is re-solved with Sequoia's DP (at most
@@ -326,14 +333,6 @@ class AdaptiveTree(KeyValueSpec, TreeSpec):
     weight: int = arg(high=10_000, default=8)
     profile: Profile | None = None  # set from --profile at the boundary (not part of the text)
     shape: ClassVar[None] = None  # no static shape: each request's tree is chosen as it goes
-
-    @property
-    def max_depth(self) -> int:
-        return self.depth
-
-    @property
-    def max_nodes(self) -> int:
-        return self.nodes
 
     @cached_property
     def prior(self) -> AcceptancePrior:
