@@ -10,7 +10,7 @@ from specdyn import __version__
 from specdyn.errors import SpecdynError
 
 # Each module defines `add_parser(subparsers)` (registering its sub-command with `func=run`).
-COMMAND_MODULES = ["decode", "suite", "run", "report", "budget", "compare"]
+COMMAND_MODULES = ["decode", "suite", "run", "report", "budget", "compare", "distill"]
 
 
 def build_parser() -> argparse.ArgumentParser:
