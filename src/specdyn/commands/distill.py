@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    "on a CPU it costs the same per token and needs the least memory; raise it on a GPU)")
     p.add_argument("--max-length", type=int, default=s.DEFAULT_MAX_LENGTH, metavar="L",
                    help=f"tokens per sequence at most; longer ones lose the prompt's start, then the output's end (default {s.DEFAULT_MAX_LENGTH})")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the split, the adapter init, the data order and dropout (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the split, the adapter init and the data order (default 0)")
     p.add_argument("--min-prompts", type=int, default=s.DEFAULT_MIN_PROMPTS, metavar="M",
                    help=f"finished prompts the domain needs (default {s.DEFAULT_MIN_PROMPTS}; at least {s.SMALLEST_MIN_PROMPTS})")
     p.add_argument("--eval-every", type=int, default=s.DEFAULT_EVAL_EVERY, metavar="K",
