@@ -30,7 +30,7 @@ from tiny import save_tiny_pair
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon "
          "phi chi psi omega").split()
-TRAIN = ["--steps", "60", "--lr", "3e-3", "--eval-every", "20", "--checkpoint-every", "5", "--quiet"]
+TRAIN = ["--steps", "60", "--lr", "3e-3", "--eval-every", "20", "--checkpoint-every", "5", "--micro-batch", "4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
