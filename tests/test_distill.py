@@ -22,7 +22,7 @@ from specdyn.distill import DistillConfig, apply_adapter, check_adapter_base, pr
 from specdyn.distill.data import load_split
 from specdyn.engine import PromptInput, SpeculativeDecoder, target_greedy
 from specdyn.engine.proposers import DraftModelProposer
-from specdyn.engine.tree import parse_tree_spec
+from specdyn.specs import static_shape
 from specdyn.errors import SpecdynError
 from specdyn.models import load_model
 from specdyn.suites import Prompt, write_suite
@@ -203,7 +203,7 @@ def held_out_prompts(tokenizer) -> list[PromptInput]:
 
 
 def decode_all(draft, target, prompts):
-    proposer = DraftModelProposer(draft.model, parse_tree_spec("static:depth=3,branch=2"))
+    proposer = DraftModelProposer(draft.model, static_shape(3, 2))
     return list(SpeculativeDecoder(proposer, target.model, target.eos_token_ids, 32).generate_many(prompts))
 
 
