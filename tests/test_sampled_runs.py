@@ -1,18 +1,31 @@
 """`specdyn run` at temperature > 0 on tiny models: the manifest records the sampling setting, records do not
 depend on the batch size or on a kill -9 and resume, resume refuses another setting, and the budget's
-acceptance vector (reached nodes' acceptance) estimates Sequoia's vector at temperature > 0."""
+acceptance vector (reached nodes' acceptance) estimates Sequoia's vector at temperature > 0. Then budget and
+compare on sampled runs, and the temperature sweep script end to end."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from specdyn.budget.acceptance import acceptance_vectors
+from specdyn.budget.compare import compare_runs
 from specdyn.cli import main
+from specdyn.defaults import DEFAULT_TREE
 from specdyn.rundir.reader import load_run, read_records
+from test_budget import make_run, synthetic_costs
 from test_study import assert_same_records, kill_mid_run, pair, run_args, suite, tables  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC, SWEEP = ROOT / "src", ROOT / "benchmarks" / "temperature_sweep.sh"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SAMPLED = ("--temperature", "1.0", "--top-p", "0.95", "--children", "sampled", "--seed", "7")
 
@@ -91,3 +104,71 @@ def test_reached_nodes_estimate_sequoias_vector_at_temperature_above_zero(pair, 
             if k:  # a rank's chance once tried (verify_prob) is not its share of trials: the test tells them apart
                 once_tried = nodes["verify_prob"][sel]
                 assert (once_tried.sum() - vec.accepted[k]) / np.sqrt((once_tried * (1 - once_tried)).sum()) > 4
+
+
+# ------------------------------------------------------------------ budget and compare on sampled runs
+
+
+P = {"code": [0.7, 0.15]}
+HOT = {"temperature": 0.7, "top_p": 0.9}
+
+
+def test_budget_of_a_sampled_run_names_its_setting(tmp_path, capsys):
+    run = make_run(tmp_path / "hot", DEFAULT_TREE, P, models=HOT | {"children": "sampled"})
+    synthetic_costs().save(run / "costs.json")
+    assert main(["budget", str(run), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "50"]) == 0
+    captured = capsys.readouterr()
+    assert "the run sampled (T 0.7, top-p 0.9, sampled children)" in captured.err
+    assert f"--tree paths:{run / 'budget' / 'code.json'} --temperature 0.7 --top-p 0.9 --children sampled" in captured.out
+    doc = json.loads((run / "budget" / "budget.json").read_text())
+    assert doc["sampling"] == {"temperature": 0.7, "top_p": 0.9, "children": "sampled", "seed": 0}
+    greedy = make_run(tmp_path / "greedy", DEFAULT_TREE, P)
+    synthetic_costs().save(greedy / "costs.json")
+    assert main(["budget", str(greedy), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "50"]) == 0
+    captured = capsys.readouterr()
+    assert "the run sampled" not in captured.err and "code.json --" not in captured.out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A greedy default-tree run with budget advice, a hot default-tree run, and the recommended tree run hot."""
+    base = tmp_path_factory.mktemp("sweep")
+    greedy = make_run(base / "greedy", DEFAULT_TREE, P, step_seconds=0.05)
+    synthetic_costs().save(greedy / "costs.json")
+    assert main(["budget", str(greedy), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "100"]) == 0
+    hot = make_run(base / "hot", DEFAULT_TREE, P, step_seconds=0.06, seed=1, models=HOT)
+    rec = make_run(base / "rec-hot", f"paths:{greedy / 'budget' / 'code.json'}", P, step_seconds=0.03, seed=2, models=HOT)
+    return {"greedy": greedy, "hot": hot, "rec-hot": rec}
+
+
+def test_compare_shows_the_setting_and_pairs_within_it(sweep, tmp_path, capsys):
+    runs = [load_run(sweep[k]) for k in ("greedy", "rec-hot")]
+    (code,) = compare_runs(runs, ["greedy", "rec-hot"])
+    assert code.recommended_vs_default is None  # the only default-tree run is greedy: not comparable
+    assert "with the same sampling setting" in code.verdict[1]
+    (code,) = compare_runs(runs + [load_run(sweep["hot"])], ["greedy", "rec-hot", "hot"])
+    assert (code.recommended_vs_default.a, code.recommended_vs_default.b) == ("rec-hot", "hot")
+    assert code.verdict[0].startswith("Fastest on code: rec-hot (") and "T 0.7, top-p 0.9) at" in code.verdict[0]
+    out = tmp_path / "cmp.json"
+    assert main(["compare", *(str(sweep[k]) for k in ("greedy", "hot")), "--out", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert "| sampling |" in md and "| greedy | default |" in md and "| T 0.7, top-p 0.9 | default |" in md
+    entries = {Path(r["label"]).name: r for r in json.loads(out.read_text())["domains"][0]["runs"]}
+    assert entries["hot"]["sampling"] == {"temperature": 0.7, "top_p": 0.9} and entries["hot"]["children"] == "topk"
+    assert entries["greedy"]["sampling"] == {"temperature": 0.0, "top_p": 1.0}
+
+
+def test_temperature_sweep_script(pair, suite, tmp_path):  # noqa: F811
+    env = os.environ | {"SPECDYN": f"{sys.executable} -m specdyn.cli", "TEMPERATURES": "0 1.0", "CHILDREN": "sampled",
+                        "OMP_NUM_THREADS": "1",
+                        "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = [str(SWEEP), str(tmp_path / "sweep"), "--suite", suite, "--draft", pair["draft"], "--target", pair["target"],
+            "--dtype", "float32", "--max-new-tokens", "6", "--quiet", "--no-report"]
+    subprocess.run(args, env=env, check=True, capture_output=True)
+    md = (tmp_path / "sweep" / "compare.md").read_text()
+    for domain in ("translation", "poetry"):
+        assert f"## {domain}" in md
+    assert md.count("| greedy | default |") == 2 and md.count("| T 1, top-p 1, drawn children | default |") == 2
+    manifest = json.loads((tmp_path / "sweep" / "T1.0" / "manifest.json").read_text())
+    assert manifest["config"]["temperature"] == 1.0 and manifest["config"]["children"] == "sampled"
+    assert json.loads((tmp_path / "sweep" / "compare.json").read_text())["domains"]

@@ -26,6 +26,9 @@ def _spec(default, parse):
     return field(default=default, metadata={"parse": parse})
 
 
+SAMPLING_KEYS = ("temperature", "top_p", "children", "seed")  # how a config samples (see DecodeConfig.sampling)
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     """What every decoding job needs: the model pair, the drafter, the tree, the limits and the sampling
@@ -74,6 +77,10 @@ class DecodeConfig:
     def to_json(self) -> dict:
         """Every setting as TOML would write it: spec objects as their canonical text."""
         return {f.name: _text(getattr(self, f.name)) for f in fields(self)}
+
+    def sampling_json(self) -> dict:
+        """The sampling keys of :meth:`to_json` (``temperature``, ``top_p``, ``children``, ``seed``)."""
+        return {k: v for k, v in self.to_json().items() if k in SAMPLING_KEYS}
 
     def trees_record(self) -> dict:
         """The resolved trees behind the spec texts (see :func:`specdyn.specs.tree_record`)."""

@@ -65,6 +65,13 @@ def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     return resolve_models(config)
 
 
+def sampling_flags(config: DecodeConfig) -> str:
+    """The flags that repeat ``config``'s sampling setting on another command ("" when greedy)."""
+    if config.sampling.greedy:
+        return ""
+    return f" --temperature {config.temperature!r} --top-p {config.top_p!r} --children {config.children.text}"
+
+
 def out_path(value: str | None, default: Path | None) -> Path | None:
     """An ``--out`` value: ``default`` when left out; an empty string is an error for every command."""
     if value is None:
