@@ -154,3 +154,18 @@ def test_sampled_children_decode(pair, capsys, drafter):
                   "--json", "--tree", "static:depth=2,branch=3") == 0
     a, b = json_lines(capsys)
     assert a["tokens"] != b["tokens"] and all(0 <= x <= 2 for x in a["accepted"] + b["accepted"])
+
+
+def test_help_readme_and_docs_agree_on_the_sampling_options(capsys):
+    root = SRC.parent
+    readme, run_doc = (root / "README.md").read_text(), (root / "docs" / "run.md").read_text()
+    for command, flags in (("decode", ["--temperature", "--top-p", "--children", "--seed", "--samples"]),
+                           ("run", ["--temperature", "--top-p", "--children", "--seed"])):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        help_text = capsys.readouterr().out
+        for flag in flags:
+            assert flag in help_text and flag in readme and flag in run_doc, (command, flag)
+    for key in ("temperature", "top_p", "children", "seed"):
+        assert f"`{key}`" in readme and f"\n{key} = " in run_doc, key
+    assert "draws the default suite" in run_doc and "draws the default suite" in readme
