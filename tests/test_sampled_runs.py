@@ -113,18 +113,22 @@ P = {"code": [0.7, 0.15]}
 HOT = {"temperature": 0.7, "top_p": 0.9}
 
 
-def test_budget_of_a_sampled_run_names_its_setting(tmp_path, capsys):
-    run = make_run(tmp_path / "hot", DEFAULT_TREE, P, models=HOT | {"children": "sampled"})
+def advised_run(root, **settings):
+    """A synthetic default-tree run on which `specdyn budget` has written its advice (RUN_DIR/budget)."""
+    run = make_run(root, DEFAULT_TREE, P, **settings)
     synthetic_costs().save(run / "costs.json")
     assert main(["budget", str(run), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "50"]) == 0
+    return run
+
+
+def test_budget_of_a_sampled_run_names_its_setting(tmp_path, capsys):
+    run = advised_run(tmp_path / "hot", models=HOT | {"children": "sampled"})
     captured = capsys.readouterr()
     assert "the run sampled (T 0.7, top-p 0.9, sampled children)" in captured.err
     assert f"--tree paths:{run / 'budget' / 'code.json'} --temperature 0.7 --top-p 0.9 --children sampled" in captured.out
     doc = json.loads((run / "budget" / "budget.json").read_text())
     assert doc["sampling"] == {"temperature": 0.7, "top_p": 0.9, "children": "sampled", "seed": 0}
-    greedy = make_run(tmp_path / "greedy", DEFAULT_TREE, P)
-    synthetic_costs().save(greedy / "costs.json")
-    assert main(["budget", str(greedy), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "50"]) == 0
+    advised_run(tmp_path / "greedy")
     captured = capsys.readouterr()
     assert "the run sampled" not in captured.err and "code.json --" not in captured.out
 
@@ -133,9 +137,7 @@ def test_budget_of_a_sampled_run_names_its_setting(tmp_path, capsys):
 def sweep(tmp_path_factory):
     """A greedy default-tree run with budget advice, a hot default-tree run, and the recommended tree run hot."""
     base = tmp_path_factory.mktemp("sweep")
-    greedy = make_run(base / "greedy", DEFAULT_TREE, P, step_seconds=0.05)
-    synthetic_costs().save(greedy / "costs.json")
-    assert main(["budget", str(greedy), "--max-nodes", "8", "--max-depth", "4", "--min-observations", "100"]) == 0
+    greedy = advised_run(base / "greedy", step_seconds=0.05)
     hot = make_run(base / "hot", DEFAULT_TREE, P, step_seconds=0.06, seed=1, models=HOT)
     rec = make_run(base / "rec-hot", f"paths:{greedy / 'budget' / 'code.json'}", P, step_seconds=0.03, seed=2, models=HOT)
     return {"greedy": greedy, "hot": hot, "rec-hot": rec}
