@@ -12,7 +12,9 @@ import pytest
 
 from specdyn.cli import main
 from specdyn.config import DecodeConfig, RunConfig, load_toml
+from specdyn.engine import GenerationResult
 from specdyn.errors import SpecdynError
+from specdyn.pipeline import in_order, sample_id
 from specdyn.specs import Children, Sampling
 from test_inputs import error_line, no_weights, suite  # noqa: F401  (fixtures)
 from tiny import save_tiny_pair
@@ -109,6 +111,21 @@ def test_run_rejects_bad_sampling_and_leaves_nothing(pair, suite, tmp_path, caps
 
 
 # ------------------------------------------------------------------ decode --samples
+
+
+def test_in_order_yields_each_result_once_its_predecessors_are_out():
+    finished = [GenerationResult(sample_id(i), []) for i in (2, 0, 3, 1, 4)]
+    seen = []
+
+    def track():
+        for r in finished:
+            seen.append(r.prompt_id)
+            yield r
+
+    out = []
+    for r in in_order(track(), map(sample_id, range(5))):
+        out.append((r.prompt_id, len(seen)))
+    assert out == [("sample-0", 2), ("sample-1", 4), ("sample-2", 4), ("sample-3", 4), ("sample-4", 5)]
 
 
 def test_samples_are_independent_reproducible_and_batch_free(pair, capsys):

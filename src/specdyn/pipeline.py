@@ -122,14 +122,15 @@ def sample_id(index: int) -> str:
     return f"sample-{index}"
 
 
-def in_order(results: Iterable[GenerationResult], ids: list[str]) -> Iterator[GenerationResult]:
+def in_order(results: Iterable[GenerationResult], ids: Iterable[str]) -> Iterator[GenerationResult]:
     """``results`` (in the order they finish) in the order of ``ids``, each as soon as all before it are out."""
-    waiting, position = {}, 0
+    waiting, ids = {}, iter(ids)
+    wanted = next(ids, None)
     for result in results:
         waiting[result.prompt_id] = result
-        while position < len(ids) and ids[position] in waiting:
-            yield waiting.pop(ids[position])
-            position += 1
+        while wanted in waiting:
+            yield waiting.pop(wanted)
+            wanted = next(ids, None)
 
 
 class TextDecoder:
@@ -156,9 +157,9 @@ class TextDecoder:
         draws from its own stream, seeded by (config seed, its id), so they are independent and reproducible
         (identical at temperature 0). Up to :data:`SAMPLE_BATCH` are decoded together."""
         ids = self._encode(prompt, raw)
-        names = [sample_id(i) for i in range(samples)]
-        results = self.decoder.generate_many([PromptInput(n, ids) for n in names], batch_size=SAMPLE_BATCH)
-        for result in in_order(results, names):
+        inputs = (PromptInput(sample_id(i), ids) for i in range(samples))  # lazily: K may be large
+        results = self.decoder.generate_many(inputs, batch_size=SAMPLE_BATCH)
+        for result in in_order(results, map(sample_id, range(samples))):
             result.text = self.target.tokenizer.decode(result.output_ids, skip_special_tokens=True)
             yield result
 
