@@ -38,6 +38,11 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @property
+    def label(self) -> str:
+        """Short text for tables and messages: ``greedy`` or ``T 0.7, top-p 0.95``."""
+        return "greedy" if self.greedy else f"T {self.temperature:g}, top-p {self.top_p:g}"
+
 
 def _real(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
@@ -53,6 +58,20 @@ class Children(Enum):
 
     TOPK = "topk"
     SAMPLED = "sampled"
+
+    @property
+    def text(self) -> str:
+        """The canonical text (``--children``, TOML, manifest)."""
+        return self.value
+
+
+def parse_children(text: str) -> Children:
+    """``topk`` or ``sampled`` (``--children``)."""
+    try:
+        return Children(text.strip())
+    except ValueError:
+        known = " or ".join(c.value for c in Children)
+        raise SpecdynError(f"--children must be {known}, got {text!r}") from None
 
 
 def row_seed(seed: int, prompt_id: str) -> int:

@@ -17,7 +17,7 @@ from specdyn.defaults import DEFAULT_DRAFTER, DEFAULT_TREE
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 from specdyn.safetext import markdown
-from specdyn.specs import PathsTree, TreeSpec
+from specdyn.specs import Children, PathsTree, Sampling, TreeSpec
 from specdyn.stats import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 
 
@@ -33,7 +33,8 @@ class TreeRole(Enum):
 @dataclass
 class RunEntry:
     """One run on one domain. ``predicted_accepted``: expected accepted drafted tokens per step of the
-    run's tree under the acceptance vector of a ``budget.json`` (``prediction_source``), bonus not counted."""
+    run's tree under the acceptance vector of a ``budget.json`` (``prediction_source``), bonus not counted.
+    ``sampling`` and ``children``: how the run sampled (greedy by default)."""
 
     label: str
     tree: str
@@ -43,7 +44,20 @@ class RunEntry:
     stats: DomainStats
     predicted_accepted: float | None = None
     prediction_source: str | None = None
+    sampling: Sampling = Sampling()
+    children: Children = Children.TOPK
     throughput: dict[str, PromptThroughput] = field(default_factory=dict, repr=False)
+
+    @property
+    def setting(self) -> tuple[Sampling, Children]:
+        """What a run's acceptance depends on besides its tree: runs compare fairly only within one setting."""
+        return self.sampling, self.children
+
+    @property
+    def sampling_text(self) -> str:
+        """``greedy``, or e.g. ``T 0.7, top-p 0.95`` (plus ``, drawn children`` for sampled children)."""
+        drawn = ", drawn children" if self.children is Children.SAMPLED else ""
+        return self.sampling.label + drawn
 
 
 @dataclass
@@ -112,7 +126,7 @@ def run_entry(run: RunData, label: str, domain: str) -> RunEntry:
     doc = _budget_doc(run, tree)
     entry = RunEntry(label, tree.text, config.drafter.text, config.batch_size,
                      _role(tree, config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
-                     throughput=per_prompt_throughput(run, domain))
+                     sampling=config.sampling, children=config.children, throughput=per_prompt_throughput(run, domain))
     vec = doc.domain(domain).get("acceptance") if doc else None
     if isinstance(vec, dict) and tree.shape is not None:
         entry.predicted_accepted = expected_accepted(tree.shape, vec["p"])
@@ -152,22 +166,34 @@ def _gain_text(g: Gain) -> str:
 
 def _verdict(domain: str, entries: list[RunEntry], gain: Gain | None) -> list[str]:
     top = entries[0]
-    lines = [f"Fastest on {domain}: {top.label} ({top.tree}) at {top.stats.tokens_per_second:.2f} tokens/s."]
+    lines = [f"Fastest on {domain}: {top.label} ({top.tree}, {top.sampling_text}) at {top.stats.tokens_per_second:.2f} tokens/s."]
     roles = {e.role for e in entries}
     if gain is not None:
         lines.append(f"On {domain}, " + _gain_text(gain))
     elif TreeRole.RECOMMENDED not in roles:
         lines.append(f"No run here used the tree recommended for {domain}.")
+    elif TreeRole.DEFAULT in roles:
+        lines.append(f"No run here used the default tree ({DEFAULT_TREE.text}) with the same sampling setting as a run "
+                     "of the recommended tree, so the recommendation is not compared with it.")
     else:
         lines.append(f"No run here used the default tree ({DEFAULT_TREE.text}), so the recommendation is not compared with it.")
     return lines
 
 
+def _recommended_and_default(ranked: list[RunEntry]) -> tuple[RunEntry, RunEntry] | None:
+    """The fastest run of the recommended tree that has a default-tree run of the same sampling setting, and
+    the fastest such default-tree run (acceptance, hence speed, depends on the setting)."""
+    for rec in (e for e in ranked if e.role is TreeRole.RECOMMENDED):
+        same = [e for e in ranked if e.role is TreeRole.DEFAULT and e.setting == rec.setting]
+        if same:
+            return rec, same[0]
+    return None
+
+
 def compare_domain(domain: str, entries: list[RunEntry]) -> DomainComparison:
     ranked = sorted(entries, key=lambda e: -e.stats.tokens_per_second)
-    rec = [e for e in ranked if e.role is TreeRole.RECOMMENDED]
-    default = [e for e in ranked if e.role is TreeRole.DEFAULT]
-    gain = bootstrap_gain(rec[0], default[0]) if rec and default else None
+    pair = _recommended_and_default(ranked)
+    gain = bootstrap_gain(*pair) if pair else None
     return DomainComparison(domain, ranked, gain, _verdict(domain, ranked, gain))
 
 
@@ -188,14 +214,18 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
     """Markdown: one ranked table per domain plus the verdict lines."""
     out = ["# specdyn compare", "",
            "acc/step: drafted tokens accepted per step, bonus not counted; +bonus adds the target's bonus token "
-           "(tau). local: node-local greedy acceptance. tokens/s: generated tokens / prompt wall seconds. "
-           "predicted: expected acc/step of the run's tree under a budget.json acceptance vector.", ""]
-    head = "| # | run | drafter | tree | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s | predicted acc/step |"
+           "(tau). local: node-local acceptance (the verifier's decision at each node: the target's argmax when greedy, "
+           "a random draw when sampling). sampling: temperature and top-p (greedy = temperature 0). tokens/s: "
+           "generated tokens / prompt wall seconds. predicted: expected acc/step of the run's tree under a budget.json "
+           "acceptance vector.", ""]
+    head = ("| # | run | drafter | tree | sampling | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s "
+            "| predicted acc/step |")
     for c in comparisons:
-        out += [f"## {markdown(c.domain)}", "", head, "|" + "---|" * 12]
+        out += [f"## {markdown(c.domain)}", "", head, "|" + "---|" * 13]
         for i, e in enumerate(c.entries, 1):
             s = e.stats
-            out.append(f"| {i} | {markdown(e.label)} | {markdown(e.drafter)} | {markdown(e.tree)} | {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
+            out.append(f"| {i} | {markdown(e.label)} | {markdown(e.drafter)} | {markdown(e.tree)} | {e.sampling_text} "
+                       f"| {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
                        f"| {s.accepted_per_step:.3f} | {s.accepted_per_step + 1:.3f} | {s.local_acceptance:.3f} "
                        f"| {s.tokens_per_second:.2f} | {_cell(e.predicted_accepted)} |")
         out += [""] + [markdown(line) for line in c.verdict] + [""]
@@ -205,7 +235,8 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
 def to_json(comparisons: list[DomainComparison]) -> str:
     def entry(e: RunEntry) -> dict:
         d = {k: v for k, v in asdict(e).items() if k != "throughput"}
-        return d | {"role": e.role.value, "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
+        return d | {"role": e.role.value, "children": e.children.value,
+                    "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
 
     doc = [{"domain": c.domain, "runs": [entry(e) for e in c.entries], "verdict": c.verdict,
             "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None}

@@ -10,7 +10,7 @@ from specdyn.budget.costs import COSTS_FILE, CostModel
 from specdyn.budget.measured import domain_stats
 from specdyn.budget.output import BUDGET_DIR, format_plan, write_plans
 from specdyn.budget.plan import plan_domain
-from specdyn.commands.common import out_path, print_notes
+from specdyn.commands.common import out_path, print_notes, sampling_flags
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData, load_run
@@ -84,6 +84,10 @@ def load_costs(run: RunData, config: RunConfig, batch: int, measure: bool, repea
 
 
 def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
+    if not config.sampling.greedy:
+        print(f"specdyn: note: the run sampled ({config.sampling.label}, {config.children.text} children): its acceptance "
+              f"vectors, and so the predictions and recommended trees, hold for that setting; run the trees with "
+              f"the same flags", file=sys.stderr)
     if not config.drafter.uses_draft_model:
         print(f"specdyn: warning: the run used drafter {config.drafter.text!r}, but the cost model prices draft-model "
               f"passes; predicted speeds do not apply to that drafter", file=sys.stderr)
@@ -95,13 +99,14 @@ def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
 
 def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, batch: int, args) -> None:
     specs = {p.domain: config.tree_for(p.domain).text for p in plans}
-    header = {"run": str(run.run_dir.resolve()), "tree": config.tree.text, "formula": FORMULA, "costs": costs.to_json(),
+    header = {"run": str(run.run_dir.resolve()), "tree": config.tree.text, "sampling": config.sampling_json(),
+              "formula": FORMULA, "costs": costs.to_json(),
               "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
                            "min_observations": args.min_observations, "batch": batch}}
     written = write_plans(out, plans, header, specs)
     for plan in plans:
         print(format_plan(plan, specs[plan.domain]))
-        print(f"  tree file: specdyn run --tree paths:{out / domain_filename(plan.domain)}\n")
+        print(f"  tree file: specdyn run --tree paths:{out / domain_filename(plan.domain)}{sampling_flags(config)}\n")
     print(f"wrote {written}", file=sys.stderr)
 
 

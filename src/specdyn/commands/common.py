@@ -11,7 +11,7 @@ from pathlib import Path
 from specdyn.config import RUN_ONLY_KEYS, DecodeConfig, merge, read_toml
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import resolve_models
-from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP
+from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP, Children
 
 
 def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
@@ -27,6 +27,24 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
+    _add_sampling_args(p, d, DECODE_SEED_HELP if cls is DecodeConfig else RUN_SEED_HELP)
+
+
+DECODE_SEED_HELP = "sampling seed: with each sample's id it seeds that sample's random draws"
+RUN_SEED_HELP = ("the run's seed, one for both: it draws the default suite and, with each prompt's id, seeds that "
+                 "prompt's random draws")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, d: DecodeConfig, seed_help: str) -> None:
+    """--temperature, --top-p, --children and --seed (the :class:`~specdyn.specs.Sampling` family)."""
+    p.add_argument("--temperature", type=float, metavar="T", help=f"sampling temperature (default {d.temperature:g}: "
+                   "greedy, lossless); above 0 the output is an exact sample of the target's distribution")
+    p.add_argument("--top-p", type=float, metavar="P", help=f"keep the most likely tokens holding P of the probability "
+                   f"mass, after the temperature (transformers' top-p rule; 0 < P <= 1, default {d.top_p:g} = off)")
+    p.add_argument("--children", metavar="HOW", help=f"children of static and paths trees at temperature > 0: "
+                   f"{Children.TOPK.text} (the draft's most likely tokens, default) or {Children.SAMPLED.text} (drawn "
+                   "from the draft without replacement, Sequoia style; needs a drafter with a distribution)")
+    p.add_argument("--seed", type=int, metavar="S", help=f"{seed_help} (default {d.seed})")
 
 
 def _file_values(path: str, cls) -> dict:
@@ -45,6 +63,13 @@ def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     names = {f.name for f in fields(config)}
     config = merge(config, {k: v for k, v in vars(args).items() if k in names})
     return resolve_models(config)
+
+
+def sampling_flags(config: DecodeConfig) -> str:
+    """The flags that repeat ``config``'s sampling setting on another command ("" when greedy)."""
+    if config.sampling.greedy:
+        return ""
+    return f" --temperature {config.temperature!r} --top-p {config.top_p!r} --children {config.children.text}"
 
 
 def out_path(value: str | None, default: Path | None) -> Path | None:

@@ -22,7 +22,6 @@ def add_parser(sub) -> None:
     p.add_argument("--suite", help=f"'default' (the built-in 4-domain benchmark suite) or a suite JSONL file (default {d.suite})")
     p.add_argument("--out", metavar="DIR", help=f"run folder (default {DEFAULT_OUT})")
     p.add_argument("--per-domain", type=int, metavar="N", help=f"prompts per domain for the default suite (default {d.per_domain})")
-    p.add_argument("--seed", type=int, metavar="S", help=f"seed for drawing the default suite (default {d.seed})")
     p.add_argument("--batch-size", type=int, metavar="N", help=f"prompts decoded together in one batch (default {d.batch_size})")
     p.add_argument("--domain-trees", metavar="DIR",
                    help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`; every "
