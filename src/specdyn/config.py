@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from specdyn.adapter_spec import AdapterInfo, check_drafter_adapter, parse_adapter
 from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_DRAFTER, DEFAULT_TARGET, DEFAULT_TREE
 from specdyn.errors import SpecdynError
 from specdyn.files import read_text
@@ -28,7 +29,8 @@ def _spec(default, parse):
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """What every decoding job needs: the model pair, the drafter, the tree and the limits."""
+    """What every decoding job needs: the model pair, the drafter, the tree and the limits.
+    ``draft_adapter``: a `specdyn distill` adapter merged into the draft (or None)."""
 
     draft: str = DEFAULT_DRAFT
     target: str = DEFAULT_TARGET
@@ -37,6 +39,7 @@ class DecodeConfig:
     max_new_tokens: int = 128
     dtype: str = "bfloat16"
     device: str = "auto"
+    draft_adapter: AdapterInfo | None = _spec(None, parse_adapter)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -51,6 +54,7 @@ class DecodeConfig:
             raise SpecdynError(f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         for tree in self.trees():
             check_drafter_tree(self.drafter, tree)
+        check_drafter_adapter(self.drafter, self.draft_adapter)
 
     def trees(self) -> list[TreeSpec]:
         """Every tree this config may decode with."""
@@ -63,6 +67,10 @@ class DecodeConfig:
     def trees_record(self) -> dict:
         """The resolved trees behind the spec texts (see :func:`specdyn.specs.tree_record`)."""
         return {"tree": tree_record(self.tree)}
+
+    def adapter_record(self) -> dict | None:
+        """The draft adapter as a manifest records it beside the config (None without one)."""
+        return self.draft_adapter.record() if self.draft_adapter else None
 
 
 def _text(value):
@@ -104,12 +112,15 @@ class RunConfig(DecodeConfig):
         return {**super().trees_record(), "domain_trees": {name: tree_record(t) for name, t in files.items()}}
 
     @classmethod
-    def from_record(cls, config: dict, trees: dict | None, origin: str) -> RunConfig:
-        """The config a manifest recorded. Trees come from ``trees`` (:meth:`trees_record`), never from
-        files; manifests written before trees were recorded (``trees`` None) read their files once more."""
+    def from_record(cls, config: dict, trees: dict | None, origin: str, adapter: dict | None = None) -> RunConfig:
+        """The config a manifest recorded. Trees come from ``trees`` (:meth:`trees_record`) and the draft
+        adapter from ``adapter`` (:meth:`adapter_record`), never from files; manifests written before trees
+        were recorded (``trees`` None) read their files once more."""
         values = checked_values(cls, config, origin)
         if trees is not None:
             values |= _recorded_trees(values, trees, origin)
+        if adapter is not None:
+            values["draft_adapter"] = AdapterInfo.from_record(adapter, f"{origin} draft_adapter")
         return cls(**values)
 
 

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("prompt", help="the prompt text (a user turn in the target's chat template unless --raw)")
     add_decode_args(p)
     p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
-    p.add_argument("--json", action="store_true", help="print one JSON object (text, prompt_tokens, tokens, steps, accepted, ...)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (text, prompt_tokens, tokens, steps, accepted, ..., draft_adapter: the adapter id or null)")
     p.set_defaults(func=run)
 
 
@@ -34,8 +34,9 @@ def run(args) -> int:
         "seconds": result.seconds,
     }
     if args.json:
+        adapter = config.draft_adapter.adapter_id if config.draft_adapter else None
         print(json.dumps({"text": text, "prompt_tokens": ids, "tokens": result.output_ids,
-                          "accepted": result.accepted, **summary}))
+                          "accepted": result.accepted, **summary, "draft_adapter": adapter}))
     else:
         print(text)
         print(f"[{emitted} tokens in {summary['steps']} steps; accepted per step (bonus not counted) "
