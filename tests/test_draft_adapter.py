@@ -18,7 +18,7 @@ from specdyn.errors import SpecdynError
 from specdyn.models import load_model
 from specdyn.rundir.reader import load_prompt_tokens, load_run
 from specdyn.suites import Prompt, write_suite
-from test_distill import WORDS, distill_args, pair, run_dir, trained  # noqa: F401 (fixtures)
+from test_distill import WORDS, pair, run_dir, trained  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MAX_NEW = 24

@@ -62,3 +62,13 @@ def print_notes(label: str, run) -> None:
     """What the run-folder reader noticed but accepted (a run still in progress, leftover shards)."""
     for note in run.notes:
         print(f"specdyn: note: {label}: {note}", file=sys.stderr)
+
+
+def check_distinct(run_dirs: list[str]) -> None:
+    """The same run folder given twice (``A`` and ``./A``) is an error."""
+    seen: dict[Path, str] = {}
+    for d in run_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise SpecdynError(f"the same run folder is given twice ({seen[key]} and {d})")
+        seen[key] = d

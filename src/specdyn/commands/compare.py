@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from specdyn.files import write_text_atomic
 from specdyn.budget import matrix
 from specdyn.budget.compare import compare_runs, json_doc, to_markdown
-from specdyn.commands.common import out_path, print_notes
-from specdyn.errors import SpecdynError
+from specdyn.commands.common import check_distinct, out_path, print_notes
 from specdyn.rundir.reader import load_run
 
 
@@ -32,17 +30,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _check_distinct(run_dirs: list[str]) -> None:
-    seen: dict[Path, str] = {}
-    for d in run_dirs:
-        key = Path(d).resolve()
-        if key in seen:
-            raise SpecdynError(f"the same run folder is given twice ({seen[key]} and {d})")
-        seen[key] = d
-
-
 def run(args) -> int:
-    _check_distinct(args.run_dirs)
+    check_distinct(args.run_dirs)
     out = out_path(args.out, None)
     runs = [load_run(d) for d in args.run_dirs]
     for label, r in zip(args.run_dirs, runs):
