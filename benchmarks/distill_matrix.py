@@ -10,12 +10,16 @@ in this process; each one resumes or skips finished work when the script is run 
     specdyn suite filter OUT/eval-drawn.jsonl --out OUT/eval.jsonl --domain D ... --exclude-trained OUT/adapters/D ...
     specdyn run --suite OUT/eval.jsonl --out OUT/runs/base  <the training run's models, dtype, tree, limits>
     specdyn run --suite OUT/eval.jsonl --out OUT/runs/D --draft-adapter OUT/adapters/D ...   (each D)
+    specdyn run --suite OUT/eval.jsonl --out OUT/runs/lookup --drafter lookup ...   (with --lookup)
     specdyn compare OUT/runs/base OUT/runs/D ... --matrix --out OUT/matrix.md   (and OUT/matrix.json)
     specdyn budget OUT/runs/base OUT/runs/D ... --out OUT/budget ...            (with --budget)
 
     python benchmarks/distill_matrix.py TRAIN_RUN --out OUT [--domains code,math] [--eval-suite FILE]
-        [--eval-seed 1] [--per-domain 50] [--distill-args "--steps 30"] [--run-args "--quiet"]
-        [--budget] [--budget-args="--measure"] [--dry-run]
+        [--eval-seed 1] [--per-domain 50] [--distill-args="--steps 30"] [--run-args="--quiet"]
+        [--lookup] [--budget] [--budget-args="--measure"] [--dry-run]
+
+Give the pass-through options with ``=`` (``--run-args=--quiet``): a value that starts with ``-`` would
+otherwise be read as an option of this script.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Layout:
 
     out: Path
     domains: list[str]
+    lookup: bool = False  # also a prompt-lookup run (no draft model): another drafter for the budget
 
     def adapter(self, domain: str) -> Path:
         return self.out / "adapters" / Path(domain_filename(domain)).stem
@@ -58,7 +63,8 @@ class Layout:
 
     @property
     def runs(self) -> list[str]:
-        return [str(self.run(d)) for d in (None, *self.domains)]
+        lookup = [str(self.out / "runs" / "lookup")] if self.lookup else []
+        return [str(self.run(d)) for d in (None, *self.domains)] + lookup
 
 
 def distill_steps(train: str, lay: Layout, extra: list[str]) -> list[Step]:
@@ -84,7 +90,8 @@ def model_args(config: RunConfig) -> list[str]:
 def run_steps(config: RunConfig, lay: Layout, extra: list[str]) -> list[Step]:
     common = ["run", "--suite", str(lay.out / "eval.jsonl"), *model_args(config), "--no-report", *extra]
     steps = [Step(common + ["--out", str(lay.run(None))])]
-    return steps + [Step(common + ["--out", str(lay.run(d)), "--draft-adapter", str(lay.adapter(d))]) for d in lay.domains]
+    steps += [Step(common + ["--out", str(lay.run(d)), "--draft-adapter", str(lay.adapter(d))]) for d in lay.domains]
+    return steps + ([Step(common + ["--out", lay.runs[-1], "--drafter", "lookup"])] if lay.lookup else [])
 
 
 def analysis_steps(args, lay: Layout) -> list[Step]:
@@ -96,7 +103,7 @@ def analysis_steps(args, lay: Layout) -> list[Step]:
 def plan(args) -> list[Step]:
     run = load_run(args.train_run)
     config = run.manifest.require_config(args.train_run)
-    lay = Layout(Path(args.out), args.domains.split(",") if args.domains else run.domains)
+    lay = Layout(Path(args.out), args.domains.split(",") if args.domains else run.domains, args.lookup)
     return (distill_steps(args.train_run, lay, shlex.split(args.distill_args)) + suite_steps(args, lay)
             + run_steps(config, lay, shlex.split(args.run_args)) + analysis_steps(args, lay))
 
@@ -109,8 +116,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--eval-suite", metavar="FILE", help="evaluation prompts (default: the default suite drawn with --eval-seed)")
     ap.add_argument("--eval-seed", type=int, default=1, help="seed of the default-suite draw to evaluate on (default 1)")
     ap.add_argument("--per-domain", type=int, default=50, help="prompts per domain of that draw (default 50)")
-    ap.add_argument("--distill-args", default="", help="extra `specdyn distill` options, e.g. \"--steps 30\"")
-    ap.add_argument("--run-args", default="", help="extra `specdyn run` options (they override the training run's)")
+    ap.add_argument("--distill-args", default="", help="extra `specdyn distill` options, e.g. --distill-args=\"--steps 30\"")
+    ap.add_argument("--run-args", default="", help="extra `specdyn run` options (they override the training run's), e.g. --run-args=--quiet")
+    ap.add_argument("--lookup", action="store_true", help="also decode the evaluation suite with prompt lookup (--drafter lookup)")
     ap.add_argument("--budget", action="store_true", help="end with `specdyn budget` over the runs")
     ap.add_argument("--budget-args", default="", help="extra `specdyn budget` options, e.g. --budget-args=--measure")
     ap.add_argument("--dry-run", action="store_true", help="print the commands without running them")

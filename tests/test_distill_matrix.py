@@ -1,5 +1,6 @@
 """benchmarks/distill_matrix.py end to end on tiny models: adapters per domain, an evaluation suite without
-their training prompts, one run per draft, the compare matrix (the proof pipeline at toy size)."""
+their training prompts, one run per draft, the compare matrix and the budget's drafter choice (the proof
+pipeline at toy size)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def eval_suite(tmp_path_factory):
 def test_the_pipeline_runs_end_to_end(run_dir, eval_suite, tmp_path, capsys):
     out = tmp_path / "matrix"
     argv = [str(run_dir), "--out", str(out), "--eval-suite", str(eval_suite), "--distill-args", DISTILL,
-            "--run-args", "--quiet --max-new-tokens 16"]
+            "--run-args", "--quiet --max-new-tokens 16", "--budget",
+            "--budget-args=--measure --repeats 1 --min-observations 5 --max-nodes 6 --max-depth 3"]
     assert distill_matrix.run_all(argv) == 0
     printed = capsys.readouterr().out
     assert printed.count("$ specdyn distill") == 2 and printed.count("$ specdyn run") == 3 and "--draft-adapter" in printed
@@ -48,11 +50,17 @@ def test_the_pipeline_runs_end_to_end(run_dir, eval_suite, tmp_path, capsys):
     cell = doc["rows"][1]["cells"]["greek"]
     assert cell["paired"] and cell["shared_prompts"] == cell["prompts"] == sum(k.startswith("greek/") for k in kept)
     assert "## Draft × domain matrix" in (out / "matrix.md").read_text()
+    budget = json.loads((out / "budget" / "budget.json").read_text())
+    for domain, block in budget["domains"].items():  # the pick is the fastest predicted of the three drafts
+        speeds = [o["tokens_per_second"] for o in block["options"]]
+        assert len(speeds) == 3 and speeds == sorted(speeds, reverse=True) and block["drafter"]["label"] in labels
+        assert (out / "budget" / block["paths_file"]).is_file()
 
 
 def test_dry_run_prints_the_plan(run_dir, tmp_path, capsys):
-    assert distill_matrix.run_all([str(run_dir), "--out", str(tmp_path / "m"), "--domains", "greek", "--budget",
+    assert distill_matrix.run_all([str(run_dir), "--out", str(tmp_path / "m"), "--domains", "greek", "--lookup", "--budget",
                                    "--budget-args=--measure", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[2] for line in lines] == ["distill", "suite", "suite", "run", "run", "compare", "compare", "budget"]
-    assert "--seed 1" in lines[1] and lines[-1].endswith("--measure") and not (tmp_path / "m").exists()
+    assert [line.split()[2] for line in lines] == ["distill", "suite", "suite", "run", "run", "run", "compare", "compare", "budget"]
+    assert "--seed 1" in lines[1] and lines[5].endswith("--drafter lookup") and str(tmp_path / "m" / "runs" / "lookup") in lines[-1]
+    assert lines[-1].endswith("--measure") and not (tmp_path / "m").exists()
