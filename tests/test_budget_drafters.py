@@ -89,3 +89,10 @@ def test_budget_refuses_what_it_cannot_compare(runs, tmp_path, capsys):
         assert main(["budget", *map(str, folders), "--out", str(tmp_path / "x"), "--min-observations", "50"]) == 2
         err = capsys.readouterr().err
         assert message in err.strip().splitlines()[-1], (folders, err)
+
+
+def test_domains_sharing_a_file_name_are_refused_before_writing(tmp_path, capsys):
+    run = make_run(tmp_path / "r", TREE, {"a b": [0.6, 0.2], "a_b": [0.6, 0.2]})
+    synthetic_costs(batches=(1,)).save(run / "costs.json")
+    assert main(["budget", str(run), "--out", str(tmp_path / "out"), "--min-observations", "50", "--batch", "1"]) == 2
+    assert "map to the same file name a_b.json" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from specdyn.budget.choice import DomainChoice, Option
-from specdyn.budget.output import candidate_json, format_plan, plan_json, write_trees
+from specdyn.budget.output import candidate_json, check_file_names, format_plan, plan_json, write_trees
 from specdyn.defaults import DEFAULT_DRAFTER
 from specdyn.safetext import visible
 from specdyn.specs import domain_filename
@@ -48,6 +48,7 @@ def choice_json(c: DomainChoice, out: Path) -> dict:
 
 
 def write_choices(out: Path, choices: list[DomainChoice], header: dict) -> Path:
+    check_file_names([c.domain for c in choices])
     return write_trees(out, {c.domain: c.best.best.shape for c in choices}, {c.domain: choice_json(c, out) for c in choices}, header)
 
 

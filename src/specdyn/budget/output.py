@@ -42,18 +42,25 @@ def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dic
     """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
 
     ``own_specs`` maps each domain to the tree spec the run used for it."""
+    check_file_names([p.domain for p in plans])
     blocks = {p.domain: plan_json(p, domain_filename(p.domain), own_specs[p.domain]) for p in plans}
     return write_trees(out, {p.domain: p.best.shape for p in plans}, blocks, header)
+
+
+def check_file_names(domains: list[str]) -> None:
+    """Refuse domains whose tree files would have the same name."""
+    names = {d: domain_filename(d) for d in domains}
+    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if clash:
+        raise SpecdynError(f"domains {sorted(d for d, n in names.items() if n in clash)} "
+                           f"map to the same file name {clash[0]}; rename them in the suite")
 
 
 def write_trees(out: Path, trees: dict[str, TreeShape], blocks: dict[str, dict], header: dict) -> Path:
     """Write each domain's tree as ``out/<domain>.json`` and ``header`` plus every domain's block as
     ``out/budget.json``."""
+    check_file_names(list(trees))
     names = {d: domain_filename(d) for d in trees}
-    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
-    if clash:
-        raise SpecdynError(f"domains {sorted(d for d, n in names.items() if n in clash)} "
-                           f"map to the same file name {clash[0]}; rename them in the suite")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
