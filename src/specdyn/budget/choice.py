@@ -93,14 +93,15 @@ def option(run: RunData, label: str, domain: str, costs: CostModel, search: Sear
 
 def choose_domain(domain: str, runs: list[RunData], labels: list[str], costs: CostModel, search: Search) -> DomainChoice:
     """The options of every run that decoded ``domain``; the first reason is raised when none is left."""
-    options, left_out = [], []
+    options, reasons = [], {}
     for run, label in ((r, lab) for r, lab in zip(runs, labels) if domain in r.domains):
         try:
             options.append(option(run, label, domain, costs, search))
         except SpecdynError as exc:
-            left_out.append(f"{label}: {exc}")
+            reasons[label] = str(exc)
+    left_out = [f"{label}: {why}" for label, why in reasons.items()]
     if not options:
-        raise SpecdynError(left_out[0].split(": ", 1)[1] if len(left_out) == 1 else f"no run can be priced on {domain!r}: {'; '.join(left_out)}")
+        raise SpecdynError(next(iter(reasons.values())) if len(reasons) == 1 else f"no run can be priced on {domain!r}: {'; '.join(left_out)}")
     baseline = 1.0 / costs.target_seconds(1, search.batch)
     return DomainChoice(domain, sorted(options, key=lambda o: preference(o.best)), baseline, left_out)
 
