@@ -15,12 +15,13 @@ from specdyn.cli import main
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.manifest import Counts, ModelRecord, RunManifest, RunStatus, parse_manifest
-from specdyn.rundir.reader import load_run
+from specdyn.rundir.reader import load_prompt_tokens, load_run
 from specdyn.specs import PathsTree
 from synthetic import DomainSpec, SyntheticSpec, write_run
 from test_budget import make_run, synthetic_costs
 
-COMMANDS = (["report", "--bootstrap", "50"], ["budget", "--min-observations", "5"], ["compare"])
+COMMANDS = (["report", "--bootstrap", "50"], ["budget", "--min-observations", "5"], ["compare"],
+            ["distill", "--domain", "code", "--min-prompts", "3", "--out", "never-written"])
 
 
 @pytest.fixture
@@ -100,6 +101,20 @@ def test_in_progress_is_said_by_every_command(run_dir, capsys):
     assert "Ignored nodes/ shard(s) 2" in err
     assert main(["compare", str(run_dir)]) == 0
     assert "still in progress" in capsys.readouterr().err
+    assert len(load_prompt_tokens(run_dir).prompts) == 8 and "still in progress" in load_prompt_tokens(run_dir).run.notes[0]
+
+
+def test_prompt_tokens_of_finished_prompts(run_dir):
+    tokens = load_prompt_tokens(run_dir)
+    assert [p.prompt_id for p in tokens.prompts] == tokens.run.prompts.ids
+    assert {p.domain for p in tokens.prompts} == {"code", "chat"}
+    assert all(p.prompt_ids == (1, 2, 3) and p.output_ids == (4, 5) for p in tokens.prompts)
+    shard = run_dir / "prompts" / "shard-000001.parquet"
+    table = pq.read_table(shard)
+    column = pa.array([None] * table.num_rows, table.schema.field("prompt_ids").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("prompt_ids"), "prompt_ids", column), shard)
+    with pytest.raises(SpecdynError, match="missing \\(null\\) values in prompt_ids"):
+        load_prompt_tokens(run_dir)
 
 
 @pytest.mark.parametrize("edit, message", [

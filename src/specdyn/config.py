@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from specdyn.adapter_spec import AdapterInfo, check_drafter_adapter, parse_adapter
 from specdyn.defaults import DEFAULT_DRAFT, DEFAULT_DRAFTER, DEFAULT_TARGET, DEFAULT_TREE
 from specdyn.errors import SpecdynError
 from specdyn.files import read_text
@@ -33,7 +34,8 @@ SAMPLING_KEYS = ("temperature", "top_p", "children", "seed")  # how a config sam
 class DecodeConfig:
     """What every decoding job needs: the model pair, the drafter, the tree, the limits and the sampling
     setting (``temperature`` 0 = greedy; see :attr:`sampling`), how children are chosen, and the seed
-    that, with each prompt's id, seeds that prompt's random draws."""
+    that, with each prompt's id, seeds that prompt's random draws. ``draft_adapter``: a `specdyn distill`
+    adapter merged into the draft (or None)."""
 
     draft: str = DEFAULT_DRAFT
     target: str = DEFAULT_TARGET
@@ -46,6 +48,7 @@ class DecodeConfig:
     top_p: float = 1.0
     children: Children = _spec(Children.TOPK, parse_children)
     seed: int = 0
+    draft_adapter: AdapterInfo | None = _spec(None, parse_adapter)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -64,6 +67,7 @@ class DecodeConfig:
         for tree in self.trees():
             check_drafter_tree(self.drafter, tree)
             check_children(self.children, self.drafter, tree, sampling)
+        check_drafter_adapter(self.drafter, self.draft_adapter)
 
     @property
     def sampling(self) -> Sampling:
@@ -85,6 +89,10 @@ class DecodeConfig:
     def trees_record(self) -> dict:
         """The resolved trees behind the spec texts (see :func:`specdyn.specs.tree_record`)."""
         return {"tree": tree_record(self.tree)}
+
+    def adapter_record(self) -> dict | None:
+        """The draft adapter as a manifest records it beside the config (None without one)."""
+        return self.draft_adapter.record() if self.draft_adapter else None
 
 
 def _text(value):
@@ -126,12 +134,15 @@ class RunConfig(DecodeConfig):
         return {**super().trees_record(), "domain_trees": {name: tree_record(t) for name, t in files.items()}}
 
     @classmethod
-    def from_record(cls, config: dict, trees: dict | None, origin: str) -> RunConfig:
-        """The config a manifest recorded. Trees come from ``trees`` (:meth:`trees_record`), never from
-        files; manifests written before trees were recorded (``trees`` None) read their files once more."""
+    def from_record(cls, config: dict, trees: dict | None, origin: str, adapter: dict | None = None) -> RunConfig:
+        """The config a manifest recorded. Trees come from ``trees`` (:meth:`trees_record`) and the draft
+        adapter from ``adapter`` (:meth:`adapter_record`), never from files; manifests written before trees
+        were recorded (``trees`` None) read their files once more."""
         values = checked_values(cls, config, origin)
         if trees is not None:
             values |= _recorded_trees(values, trees, origin)
+        if adapter is not None:
+            values["draft_adapter"] = AdapterInfo.from_record(adapter, f"{origin} draft_adapter")
         return cls(**values)
 
 

@@ -11,7 +11,8 @@ from specdyn.engine import GenerationResult, PromptInput, SpeculativeDecoder
 from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
 from specdyn.errors import SpecdynError
-from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, resolve_name
+from specdyn.adapter_spec import check_adapter_base
+from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, peek_weights_id, resolve_name
 from specdyn.specs import (
     Children, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, Sampling, TreeSpec, check_children,
     check_drafter_tree,
@@ -103,13 +104,26 @@ def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: Loade
                               sampling=config.sampling, seed=config.seed)
 
 
+def check_adapter(config: DecodeConfig) -> None:
+    """Before any weights load: the draft adapter, if any, was trained on the configured draft's weights."""
+    if config.draft_adapter is not None:
+        check_adapter_base(config.draft_adapter, config.draft, peek_weights_id(config.draft))
+
+
 def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
     """(draft, target) LoadedModels for ``config``, after :func:`check_limits` for ``trees`` (default: the
-    config's tree); draft is None when the drafter needs no draft model."""
+    config's tree) and :func:`check_adapter`; draft is None when the drafter needs no draft model, and
+    has the config's adapter merged when there is one."""
     check_limits(config, trees or [config.tree])
-    if config.drafter.uses_draft_model:
-        return load_pair(config.draft, config.target, config.dtype, config.device)
-    return None, load_model(config.target, config.dtype, config.device)
+    check_adapter(config)
+    if not config.drafter.uses_draft_model:
+        return None, load_model(config.target, config.dtype, config.device)
+    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    if config.draft_adapter is not None:
+        from specdyn.distill.adapter import apply_adapter
+
+        draft = apply_adapter(draft, config.draft_adapter)
+    return draft, target
 
 
 def context_limit(draft: LoadedModel | None, target: LoadedModel) -> int:

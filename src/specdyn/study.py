@@ -111,6 +111,8 @@ def _difference(old: RunManifest, new: RunManifest) -> str:
     keys = sorted(k for k, v in (b["config"] or {}).items() if (a["config"] or {}).get(k) != v)
     if keys:
         return ", ".join(keys)
+    if a["draft_adapter"] != b["draft_adapter"]:
+        return "the draft adapter's contents (adapter id)"
     return "the tree files' contents" if a["trees"] != b["trees"] else "the suite's prompts"
 
 

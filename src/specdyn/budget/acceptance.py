@@ -76,10 +76,11 @@ def acceptance_vectors(run: RunData, min_observations: int = DEFAULT_MIN_OBSERVA
     of rank 0; higher ranks with fewer observations are left out of ``p`` (see ``usable``)."""
     if min_observations < 1:
         raise SpecdynError(f"min_observations must be >= 1 (got {min_observations})")
-    nodes, domain = run.nodes, run.node_domain()
-    out = {}
-    for name in sorted(run.domains):
-        sel = nodes.parent_reached & (domain == run.domains.index(name))
-        out[name] = domain_vector(name, nodes.rank[sel], nodes.depth[sel], nodes.accepted_path[sel].astype(np.int64),
-                                  min_observations)
-    return out
+    return {name: domain_acceptance(run, name, min_observations) for name in sorted(run.domains)}
+
+
+def domain_acceptance(run: RunData, name: str, min_observations: int = DEFAULT_MIN_OBSERVATIONS) -> AcceptanceVector:
+    """The :class:`AcceptanceVector` of domain ``name`` of ``run`` (same rules as :func:`acceptance_vectors`)."""
+    nodes = run.nodes
+    sel = nodes.parent_reached & (run.node_domain() == run.domains.index(name))
+    return domain_vector(name, nodes.rank[sel], nodes.depth[sel], nodes.accepted_path[sel].astype(np.int64), min_observations)

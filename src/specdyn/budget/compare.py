@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specdyn.budget.drafters import RunDrafter
 from specdyn.budget.measured import DomainStats, PromptThroughput, domain_stats, per_prompt_throughput
 from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
 from specdyn.budget.sequoia import expected_accepted
@@ -24,7 +25,7 @@ from specdyn.stats import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 class TreeRole(Enum):
     """How a run's tree relates to a domain."""
 
-    DEFAULT = "default"  # the default static tree with the model drafter
+    DEFAULT = "default"  # the default static tree with the model drafter and the base draft (no adapter)
     RECOMMENDED = "recommended"  # `specdyn budget`'s tree for this very domain
     RECOMMENDED_ELSEWHERE = "recommended for another domain"
     OTHER = "other"
@@ -124,8 +125,9 @@ def run_entry(run: RunData, label: str, domain: str) -> RunEntry:
     config = run.manifest.require_config(label)
     tree = config.tree_for(domain)
     doc = _budget_doc(run, tree)
-    entry = RunEntry(label, tree.text, config.drafter.text, config.batch_size,
-                     _role(tree, config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
+    drafter = RunDrafter.of(config)
+    entry = RunEntry(label, tree.text, drafter.text, config.batch_size,
+                     _role(tree, drafter.is_base and config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
                      sampling=config.sampling, children=config.children, throughput=per_prompt_throughput(run, domain))
     vec = doc.domain(domain).get("acceptance") if doc else None
     if isinstance(vec, dict) and tree.shape is not None:
@@ -233,6 +235,11 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
 
 
 def to_json(comparisons: list[DomainComparison]) -> str:
+    return json.dumps(json_doc(comparisons), indent=2)
+
+
+def json_doc(comparisons: list[DomainComparison]) -> dict:
+    """The comparison as a JSON-ready dict (``{"domains": [...]}``)."""
     def entry(e: RunEntry) -> dict:
         d = {k: v for k, v in asdict(e).items() if k != "throughput"}
         return d | {"role": e.role.value, "children": e.children.value,
@@ -241,4 +248,4 @@ def to_json(comparisons: list[DomainComparison]) -> str:
     doc = [{"domain": c.domain, "runs": [entry(e) for e in c.entries], "verdict": c.verdict,
             "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None}
            for c in comparisons]
-    return json.dumps({"domains": doc}, indent=2)
+    return {"domains": doc}

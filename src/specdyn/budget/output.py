@@ -11,7 +11,7 @@ from specdyn.files import write_text_atomic
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
 from specdyn.safetext import visible
-from specdyn.specs import SUMMARY_FILE, domain_filename
+from specdyn.specs import SUMMARY_FILE, TreeShape, domain_filename
 
 BUDGET_FILE = SUMMARY_FILE  # the one file of the folder that is not a tree (see specdyn.specs.DomainTrees)
 BUDGET_DIR = "budget"
@@ -42,21 +42,32 @@ def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dic
     """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
 
     ``own_specs`` maps each domain to the tree spec the run used for it."""
-    names = [domain_filename(p.domain) for p in plans]
-    clash = sorted({n for n in names if names.count(n) > 1})
+    check_file_names([p.domain for p in plans])
+    blocks = {p.domain: plan_json(p, domain_filename(p.domain), own_specs[p.domain]) for p in plans}
+    return write_trees(out, {p.domain: p.best.shape for p in plans}, blocks, header)
+
+
+def check_file_names(domains: list[str]) -> None:
+    """Refuse domains whose tree files would have the same name."""
+    names = {d: domain_filename(d) for d in domains}
+    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
     if clash:
-        raise SpecdynError(f"domains {sorted(p.domain for p in plans if domain_filename(p.domain) in clash)} "
+        raise SpecdynError(f"domains {sorted(d for d, n in names.items() if n in clash)} "
                            f"map to the same file name {clash[0]}; rename them in the suite")
+
+
+def write_trees(out: Path, trees: dict[str, TreeShape], blocks: dict[str, dict], header: dict) -> Path:
+    """Write each domain's tree as ``out/<domain>.json`` and ``header`` plus every domain's block as
+    ``out/budget.json``."""
+    check_file_names(list(trees))
+    names = {d: domain_filename(d) for d in trees}
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SpecdynError(f"cannot write budget folder {out}: {exc.strerror}") from None
-    domains = {}
-    for plan in plans:
-        name = domain_filename(plan.domain)
-        write_text_atomic(out / name, json.dumps(plan.best.shape.to_json()) + "\n")
-        domains[plan.domain] = plan_json(plan, name, own_specs[plan.domain])
-    doc = {"version": FORMAT_VERSION, **header, "domains": domains}
+    for domain, shape in trees.items():
+        write_text_atomic(out / names[domain], json.dumps(shape.to_json()) + "\n")
+    doc = {"version": FORMAT_VERSION, **header, "domains": blocks}
     write_text_atomic(out / BUDGET_FILE, json.dumps(doc, indent=2) + "\n")
     return out / BUDGET_FILE
 

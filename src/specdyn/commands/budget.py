@@ -1,20 +1,20 @@
-"""`specdyn budget`: per-domain tree recommendations from a run's recorded acceptance and measured costs."""
+"""`specdyn budget`: per-domain drafter and tree recommendations from runs' recorded acceptance and measured costs."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, acceptance_vectors
+from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS
+from specdyn.budget.choice import DomainChoice, Search, check_runs, choose
+from specdyn.budget.choice_output import format_choice, write_choices
 from specdyn.budget.costs import COSTS_FILE, CostModel
-from specdyn.budget.measured import domain_stats
-from specdyn.budget.output import BUDGET_DIR, format_plan, write_plans
-from specdyn.budget.plan import plan_domain
-from specdyn.commands.common import out_path, print_notes, sampling_flags
+from specdyn.budget.output import BUDGET_DIR
+from specdyn.commands.common import check_distinct, out_path, print_notes, sampling_flags
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData, load_run
-from specdyn.specs import MAX_TREE_NODES, domain_filename
+from specdyn.specs import MAX_TREE_NODES
 
 DEFAULT_MAX_NODES = 32  # largest node budget searched
 DEFAULT_MAX_DEPTH = 6  # largest tree depth searched
@@ -27,22 +27,26 @@ FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "budget", help="recommend a draft tree per domain from a run's recorded acceptance and measured costs",
+        "budget", help="recommend a drafter and a draft tree per domain from runs' recorded acceptance and measured costs",
         description="Estimate per-domain acceptance by sibling rank from RUN_DIR's node records, find Sequoia's best "
         "tree for every node budget and depth, price each with the measured draft/target pass costs, and write the "
-        "fastest predicted tree per domain as a paths: file for `specdyn run --tree paths:FILE`.",
+        "fastest predicted tree per domain as a paths: file for `specdyn run --tree paths:FILE`. Given several runs "
+        "(of one target: e.g. the base draft, distilled drafts, prompt lookup), each run's drafter is priced on every "
+        "domain it decoded, and the fastest predicted (drafter, tree) wins the domain; the cost model is the first "
+        "run's.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `specdyn run`")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run folders written by `specdyn run` (the first one's costs.json prices them all)")
     p.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
                    help=f"largest node budget searched (default {DEFAULT_MAX_NODES}, at most {MAX_TREE_NODES})")
     p.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH, metavar="D",
                    help=f"largest tree depth searched (default {DEFAULT_MAX_DEPTH}, at most {MAX_DEPTH})")
     p.add_argument("--min-observations", type=int, default=DEFAULT_MIN_OBSERVATIONS, metavar="M",
                    help=f"parent-accepted nodes needed per sibling rank (default {DEFAULT_MIN_OBSERVATIONS})")
-    p.add_argument("--out", metavar="DIR", help=f"output folder (default RUN_DIR/{BUDGET_DIR})")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: the first RUN_DIR/{BUDGET_DIR})")
     p.add_argument("--measure", action="store_true",
-                   help=f"time the run's models on this machine and (re)write RUN_DIR/{COSTS_FILE}")
-    p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the run's batch_size)")
+                   help=f"time the first run's models on this machine and (re)write its {COSTS_FILE}")
+    p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the first run's batch_size)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                    help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
     p.set_defaults(func=run)
@@ -88,39 +92,43 @@ def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
         print(f"specdyn: note: the run sampled ({config.sampling.label}, {config.children.text} children): its acceptance "
               f"vectors, and so the predictions and recommended trees, hold for that setting; run the trees with "
               f"the same flags", file=sys.stderr)
-    if not config.drafter.uses_draft_model:
-        print(f"specdyn: warning: the run used drafter {config.drafter.text!r}, but the cost model prices draft-model "
-              f"passes; predicted speeds do not apply to that drafter", file=sys.stderr)
     poor = costs.poor_fits(batch)  # also fails if this batch was not measured
     if poor:
         print(f"specdyn: warning: noisy cost fit for {', '.join(poor)}; the machine was probably busy while timing. "
               f"Predictions are unreliable: re-measure on an idle machine (--measure --repeats 10).", file=sys.stderr)
 
 
-def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, batch: int, args) -> None:
-    specs = {p.domain: config.tree_for(p.domain).text for p in plans}
-    header = {"run": str(run.run_dir.resolve()), "tree": config.tree.text, "sampling": config.sampling_json(),
-              "formula": FORMULA, "costs": costs.to_json(),
-              "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
-                           "min_observations": args.min_observations, "batch": batch}}
-    written = write_plans(out, plans, header, specs)
-    for plan in plans:
-        print(format_plan(plan, specs[plan.domain]))
-        print(f"  tree file: specdyn run --tree paths:{out / domain_filename(plan.domain)}{sampling_flags(config)}\n")
+def _header(dirs: list[str], config: RunConfig, costs: CostModel, batch: int, args) -> dict:
+    return {"run": str(Path(dirs[0]).resolve()), "runs": [str(Path(d).resolve()) for d in dirs], "tree": config.tree.text,
+            "sampling": config.sampling_json(), "formula": FORMULA, "costs": costs.to_json(),
+            "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
+                         "min_observations": args.min_observations, "batch": batch}}
+
+
+def _write(out: Path, choices: list[DomainChoice], header: dict, flags: str) -> None:
+    written = write_choices(out, choices, header)
+    for choice in choices:
+        print(format_choice(choice, out, flags))
+    if len({c.best.drafter for c in choices}) > 1:
+        print("Note: the picks use different drafters. Decode each domain with its own command above, on a suite of "
+              "that domain (`specdyn suite filter SUITE --domain D --out FILE`); `--domain-trees` applies the trees "
+              "with one drafter for every domain.")
     print(f"wrote {written}", file=sys.stderr)
 
 
 def run(args) -> int:
     _check(args)
-    out = out_path(args.out, Path(args.run_dir) / BUDGET_DIR)
-    run = load_run(args.run_dir)
-    print_notes(args.run_dir, run)
-    config = run.manifest.require_config(args.run_dir)
-    vectors = acceptance_vectors(run, args.min_observations)
+    check_distinct(args.run_dirs)
+    out = out_path(args.out, Path(args.run_dirs[0]) / BUDGET_DIR)
+    runs = [load_run(d) for d in args.run_dirs]
+    for label, r in zip(args.run_dirs, runs):
+        print_notes(label, r)
+    config = runs[0].manifest.require_config(args.run_dirs[0])
     batch = args.batch or config.batch_size
-    costs = load_costs(run, config, batch, args.measure, args.repeats)
+    search = Search(args.max_nodes, args.max_depth, args.min_observations, batch)
+    check_runs(runs, args.run_dirs)
+    costs = load_costs(runs[0], config, batch, args.measure, args.repeats)
     _warn(config, costs, batch)
-    plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, config.tree_for(d).shape, domain_stats(run, d))
-             for d, v in vectors.items()]
-    _write(out, run, config, plans, costs, batch, args)
+    _write(out, choose(runs, args.run_dirs, costs, search), _header(args.run_dirs, config, costs, batch, args),
+           sampling_flags(config))
     return 0

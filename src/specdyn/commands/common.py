@@ -23,6 +23,8 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
                    f"., / or ~, or existing on disk, is a folder) (default {d.draft})")
     p.add_argument("--target", help=f"target model: registry name, HF hub id or local folder (default {d.target})")
     p.add_argument("--drafter", help=f"how trees are drafted: {DRAFTER_HELP}")
+    p.add_argument("--draft-adapter", metavar="DIR", help="merge the LoRA adapter that `specdyn distill` wrote to DIR into the "
+                   "draft (trained on the same draft weights; the model drafter only); runs record its id")
     p.add_argument("--tree", metavar="SPEC", help=f"tree: {TREE_HELP} (default {d.tree.text}; at most {MAX_TREE_NODES} nodes)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
@@ -85,3 +87,13 @@ def print_notes(label: str, run) -> None:
     """What the run-folder reader noticed but accepted (a run still in progress, leftover shards)."""
     for note in run.notes:
         print(f"specdyn: note: {label}: {note}", file=sys.stderr)
+
+
+def check_distinct(run_dirs: list[str]) -> None:
+    """The same run folder given twice (``A`` and ``./A``) is an error."""
+    seen: dict[Path, str] = {}
+    for d in run_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise SpecdynError(f"the same run folder is given twice ({seen[key]} and {d})")
+        seen[key] = d

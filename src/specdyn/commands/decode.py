@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
     p.add_argument("--json", action="store_true",
                    help="print JSON Lines: one object per sample (sample, text, prompt_tokens, tokens, steps, accepted, "
-                   "mean_accepted_per_step, tokens_per_second, seconds)")
+                   "mean_accepted_per_step, tokens_per_second, seconds, draft_adapter: the adapter id or null)")
     p.set_defaults(func=run)
 
 
@@ -37,9 +37,10 @@ def summary(result: GenerationResult) -> dict:
             "seconds": result.seconds}
 
 
-def _print_json(index: int, result: GenerationResult) -> None:
+def _print_json(index: int, result: GenerationResult, adapter: str | None) -> None:
     print(json.dumps({"sample": index, "text": result.text, "prompt_tokens": result.prompt_ids,
-                      "tokens": result.output_ids, "accepted": result.accepted, **summary(result)}), flush=True)
+                      "tokens": result.output_ids, "accepted": result.accepted, **summary(result),
+                      "draft_adapter": adapter}), flush=True)
 
 
 def _print_text(index: int, result: GenerationResult, samples: int) -> None:
@@ -63,7 +64,7 @@ def run(args) -> int:
               "(set --temperature above 0 for independent samples)", file=sys.stderr)
     for index, result in enumerate(TextDecoder(config).generate_samples(args.prompt, args.samples, raw=args.raw)):
         if args.json:
-            _print_json(index, result)
+            _print_json(index, result, config.draft_adapter.adapter_id if config.draft_adapter else None)
         else:
             _print_text(index, result, args.samples)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from specdyn.commands.common import print_notes
 from specdyn.distill import DistillConfig, FolderState, TokenLevel, distill, prepare
 from specdyn.distill import settings as s
 
@@ -56,6 +57,7 @@ def config_from_args(args) -> DistillConfig:
 
 def run(args) -> int:
     job = prepare(config_from_args(args), args.run_dir, args.out)
+    print_notes(args.run_dir, job.run)
     if job.state is FolderState.RESUME:
         print(f"specdyn: resuming the unfinished training in {job.out}", file=sys.stderr)
     result = distill(job, quiet=args.quiet)

@@ -1,5 +1,6 @@
-"""Training data from a run folder: one domain's finished prompts (prompt_ids -> the target's output_ids),
-a seeded train/validation split, truncation to a maximum length and a hash of the exact tokens used."""
+"""Training data from a run folder: one domain's finished prompts (prompt_ids -> the target's output_ids, read
+by the run-folder reader), a seeded train/validation split, truncation to a maximum length and a hash of the
+exact tokens used."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from specdyn.distill.settings import MIN_VAL_PROMPTS, VAL_FRACTION
 from specdyn.errors import SpecdynError
-
-PROMPT_COLUMNS = ["prompt_id", "domain", "prompt_ids", "output_ids"]
+from specdyn.rundir.reader import PromptTokens, RunData, load_prompt_tokens
 
 
 @dataclass(frozen=True)
@@ -32,12 +29,14 @@ class Example:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What distillation needs from a run folder's manifest."""
+    """What distillation needs from a run folder (read by :mod:`specdyn.rundir.reader`): where it is, its
+    draft and target, the target's weights id, and what the reader noted (a run still in progress)."""
 
     root: Path
     draft: str
     target: str
     target_weights_id: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,45 +61,23 @@ class Split:
                 "train_tokens": sum(len(e.tokens) for e in self.train)}
 
 
-def read_run_info(run_dir: str | Path) -> RunInfo:
-    """The run's draft and target names from ``manifest.json``; an error for a folder that is not a run."""
-    root = Path(run_dir)
-    try:
-        manifest = json.loads((root / "manifest.json").read_text())
-        config, models = manifest["config"], manifest.get("models", {})
-        return RunInfo(root, config["draft"], config["target"], str(models.get("target", {}).get("weights_id", "")))
-    except FileNotFoundError:
-        raise SpecdynError(f"{root} is not a specdyn run folder (no manifest.json); pass a folder written by `specdyn run`") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SpecdynError(f"{root}/manifest.json is unreadable or incomplete ({type(exc).__name__}: {exc})") from None
+def run_info(run: RunData) -> RunInfo:
+    """What distillation needs from a run read by the run-folder reader."""
+    config = run.manifest.require_config(str(run.run_dir))
+    target = run.manifest.models.get("target")
+    return RunInfo(run.run_dir, config.draft, config.target, target.weights_id if target else "", tuple(run.notes))
 
 
-def read_prompts(run_dir: str | Path) -> pa.Table:
-    """The run's finished prompts (``prompt_id, domain, prompt_ids, output_ids``), all shards in order.
-
-    The only place distillation reads the prompts table; a shard being written has a temporary name
-    (``.shard-*``) and is not matched."""
-    files = sorted((Path(run_dir) / "prompts").glob("shard-*.parquet"))
-    try:
-        tables = [pq.read_table(f, columns=PROMPT_COLUMNS) for f in files]
-    except (OSError, pa.ArrowInvalid, KeyError) as exc:
-        raise SpecdynError(f"cannot read the prompts of {run_dir}: {exc}") from None
-    if not tables:
-        raise SpecdynError(f"{run_dir} has no finished prompts yet (no prompts/shard-*.parquet)")
-    return pa.concat_tables(tables)
-
-
-def domain_examples(table: pa.Table, domain: str, min_prompts: int) -> list[Example]:
+def domain_examples(prompts: list[PromptTokens], domain: str, min_prompts: int) -> list[Example]:
     """The domain's prompts, sorted by id; an error naming the run's domains, or how many are needed."""
-    rows = [r for r in table.to_pylist() if r["domain"] == domain]
+    rows = [p for p in prompts if p.domain == domain]
     if not rows:
-        have = ", ".join(sorted(set(table.column("domain").to_pylist())))
+        have = ", ".join(sorted({p.domain for p in prompts}))
         raise SpecdynError(f"the run has no domain {domain!r}; it has: {have}")
     if len(rows) < min_prompts:
         raise SpecdynError(f"domain {domain!r} has {len(rows)} finished prompts; training needs at least "
                            f"{min_prompts} (decode more with `specdyn run --per-domain N`, or lower the bar with --min-prompts)")
-    examples = [Example(r["prompt_id"], tuple(r["prompt_ids"]), tuple(r["output_ids"])) for r in rows]
-    return sorted(examples, key=lambda e: e.prompt_id)
+    return sorted((Example(p.prompt_id, p.prompt_ids, p.output_ids) for p in rows), key=lambda e: e.prompt_id)
 
 
 def truncate(example: Example, max_length: int) -> Example:
@@ -130,4 +107,4 @@ def split(examples: list[Example], seed: int, max_length: int) -> Split:
 
 def load_split(run_dir: str | Path, domain: str, min_prompts: int, seed: int, max_length: int) -> Split:
     """The checked train/validation split of one domain of a run folder."""
-    return split(domain_examples(read_prompts(run_dir), domain, min_prompts), seed, max_length)
+    return split(domain_examples(load_prompt_tokens(run_dir).prompts, domain, min_prompts), seed, max_length)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from specdyn.distill.adapter import ADAPTER_FILES, DISTILL_FILE, adapter_id
+from specdyn.adapter_spec import ADAPTER_FILES, DISTILL_FILE, adapter_id
 from specdyn.distill.checkpoint import CHECKPOINT_FILE, Checkpoint, Progress
-from specdyn.distill.data import RunInfo, Split, load_split, read_run_info
+from specdyn.distill.data import RunInfo, Split, domain_examples, run_info, split
 from specdyn.distill.settings import DistillConfig, TokenLevel, validate
 from specdyn.distill.train import build_trainer, restore, train
 from specdyn.errors import SpecdynError
+from specdyn.rundir.reader import load_prompt_tokens
 
 ADAPTER_TMP = ".adapter.tmp"
 
@@ -115,11 +116,12 @@ def prepare(config: DistillConfig, run_dir: str | Path, out: str | Path) -> Dist
     """Check everything a training needs, loading no model: settings, run folder, domain, prompt count,
     model names, output folder. ``config.draft`` empty = the run's draft; the target is always the run's."""
     validate(config)
-    run = read_run_info(run_dir)
+    tokens = load_prompt_tokens(run_dir)
+    run = run_info(tokens.run)
     config = replace(config, draft=config.draft or run.draft, target=run.target)
-    split = load_split(run.root, config.domain, config.min_prompts, config.seed, config.max_length)
+    data = split(domain_examples(tokens.prompts, config.domain, config.min_prompts), config.seed, config.max_length)
     base_id = _check_models(config)
-    job = DistillJob(config, run, split, Path(out), base_id, FolderState.NEW)
+    job = DistillJob(config, run, data, Path(out), base_id, FolderState.NEW)
     return replace(job, state=folder_state(job.out, json.loads(json.dumps(job.identity))))
 
 

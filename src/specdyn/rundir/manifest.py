@@ -3,7 +3,8 @@ from the same dataclass.
 
 The manifest records the run's settings twice over: ``config`` holds the canonical text of every setting,
 ``trees`` the trees those texts resolved to (spec text and rank paths, for ``tree`` and for each file of
-``domain_trees``), so readers never open a ``paths:`` file that may have changed or vanished since.
+``domain_trees``), so readers never open a ``paths:`` file that may have changed or vanished since; and
+``draft_adapter`` the adapter merged into the draft (path, id, training domain, base weights id) or null.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class RunManifest:
     def identity(self) -> dict:
         """What makes two runs the same run: the settings, the resolved trees and the suite's content."""
         if self.config is None:
-            return {"config": None, "trees": None, "suite_sha256": self.suite_sha256}
-        return {"config": self.config.to_json(), "trees": self.config.trees_record(), "suite_sha256": self.suite_sha256}
+            return {"config": None, "trees": None, "draft_adapter": None, "suite_sha256": self.suite_sha256}
+        return {"config": self.config.to_json(), "trees": self.config.trees_record(),
+                "draft_adapter": self.config.adapter_record(), "suite_sha256": self.suite_sha256}
 
     def require_config(self, where: str) -> RunConfig:
         if self.config is None:
@@ -135,7 +137,7 @@ def _config(raw: dict, where: Path) -> RunConfig | None:
         return None
     if not isinstance(config, dict):
         raise SpecdynError(f"{where}: config must be a JSON object, got {type(config).__name__}")
-    return RunConfig.from_record(config, raw.get("trees"), f"{where} config")
+    return RunConfig.from_record(config, raw.get("trees"), f"{where} config", raw.get("draft_adapter"))
 
 
 def _model(value, where: str) -> ModelRecord:

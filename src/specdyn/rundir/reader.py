@@ -187,10 +187,62 @@ def row_counts(root: Path) -> Counts:
 
 def read_records(root: str | Path, table: str) -> pa.Table:
     """Every column of one table of a checked run folder (finished prompts), in shard order."""
-    run = _run_folder(root)
-    load_run(run)  # refuse what the analyses would refuse
-    files = [shard_files(run / table)[n] for n in sorted(shard_files(run / PROMPTS))]
-    return pa.concat_tables([pq.read_table(f) for f in files])
+    return _checked_table(load_run(root), table)  # refuse what the analyses would refuse
+
+
+def _checked_table(run: RunData, table: str, columns: list[str] | None = None) -> pa.Table:
+    """``columns`` of ``table`` for the prompts ``run`` holds (a shard finished since it was read is left
+    out), in shard order; an unreadable shard is named."""
+    numbers = sorted(shard_files(run.run_dir / PROMPTS))
+    tables = []
+    for n in numbers:
+        try:
+            tables.append(pq.read_table(run.run_dir / table / shard_name(n), columns=columns))
+        except (OSError, pa.ArrowException, KeyError) as exc:
+            raise SpecdynError(f"{table}/{shard_name(n)} is unreadable ({_first_line(exc)})") from None
+    rows = pa.concat_tables(tables)
+    return rows.slice(0, len(run.prompts.ids)) if table == PROMPTS else rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Token ids of finished prompts (what `specdyn distill` trains on)
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """One finished prompt's token ids: those fed to the models (the chat-templated prompt) and the
+    target's output."""
+
+    prompt_id: str
+    domain: str
+    prompt_ids: tuple[int, ...]
+    output_ids: tuple[int, ...]
+
+
+@dataclass
+class RunTokens:
+    """A checked run (:func:`load_run`: manifest, notes, records) and the token ids of its finished prompts,
+    in the order of ``run.prompts``."""
+
+    run: RunData
+    prompts: list[PromptTokens]
+
+
+TOKEN_COLUMNS = ["prompt_id", "domain", "prompt_ids", "output_ids"]
+
+
+def load_prompt_tokens(run_dir: str | Path) -> RunTokens:
+    """The finished prompts' token ids of ``run_dir``, read after the same checks as :func:`load_run`."""
+    run = load_run(run_dir)
+    table = _checked_table(run, PROMPTS, TOKEN_COLUMNS)
+    nulls = [c for c in TOKEN_COLUMNS if table.column(c).null_count]
+    if nulls:
+        raise SpecdynError(f"prompts records have missing (null) values in {', '.join(nulls)}: the run folder is corrupt")
+    if table.column("prompt_id").to_pylist() != run.prompts.ids:
+        raise SpecdynError(f"{run.run_dir}: prompts/ changed while it was read; run the command again")
+    rows = table.to_pylist()
+    return RunTokens(run, [PromptTokens(r["prompt_id"], r["domain"], tuple(r["prompt_ids"]), tuple(r["output_ids"]))
+                           for r in rows])
 
 
 # --------------------------------------------------------------------------------------------------
