@@ -89,9 +89,10 @@ def test_report_shows_hostile_names_literally(hostile_run, tmp_path, capsys):
     assert main(["report", str(hostile_run), "--out", str(out), "--bootstrap", "50"]) == 0
     stdout = capsys.readouterr().out
     assert not RAW_CONTROL.search(stdout)
-    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
-        ["accepted_length.png", "depth_profile.png", "entropy_acceptance.png", "entropy_distributions.png",
-         "rank_vector.png"])
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{name}.png" for name in [
+        "acceptance_level", "accepted_length", "depth_profile", "rank_vector", "entropy_distributions",
+        "entropy_acceptance", "rank_correlations", "correlation_parts", "prompt_weighting", "calibration",
+        "breakdowns", "output_position", "draft_target_tv"])
     shown = HOSTILE + [f"{name}-00000" for name in HOSTILE] + [one_line(f"{name} {TEXT}") for name in HOSTILE]
     md = (out / "report.md").read_text()  # domain names, prompt ids, prompt texts (on one line)
     assert_inert_markdown(md, shown)
