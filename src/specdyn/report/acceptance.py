@@ -97,6 +97,19 @@ def per_step(group: Group) -> Sampled:
     return group.sample(lambda g: ratio(_first(g, "accepted"), _first(g, "steps")))
 
 
+@dataclass
+class Counts:
+    """How many nodes, steps and trials a group's prompts have."""
+
+    nodes: int
+    steps: int
+    trials: int
+
+
+def counts(group: Group) -> Counts:
+    return Counts(*(int(group.total(name).sum()) for name in ("n", "steps", TRIALS)))
+
+
 def _profile(group: Group, num: str, den: str, levels: Capped) -> dict[str, NodeRate]:
     point, boot = group.columns(lambda g: ratio(g(num), g(den)))
     counts = group.total(den)
@@ -142,9 +155,9 @@ def acceptance(prep: Prepared, group: Group) -> tuple[Acceptance, AcceptanceSamp
     profiles = {n: _profile(group, f"depth:{n.value}", "depth:n", prep.depth) for n in Notion}
     caps = group_ceilings(prep, group)
     pooled = {Measure.LEVEL: s.level, Measure.PER_STEP: s.per_step, **{n.measure: s.rate[n] for n in Notion}}
-    total = lambda name: int(group.total(name).sum())  # noqa: E731
+    n = counts(group)
     result = Acceptance(
-        nodes=total("n"), steps=total("steps"), prompts=len(group.members), trials=total(TRIALS),
+        nodes=n.nodes, steps=n.steps, prompts=len(group.members), trials=n.trials,
         acceptance_level=est[Measure.LEVEL], acceptance_level_by_depth=_levels_by_depth(prep, group),
         acceptance_local=est[Measure.LOCAL], acceptance_path=est[Measure.PATH], accept_prob=est[Measure.PROB],
         accepted_per_step=est[Measure.PER_STEP], accepted_per_step_with_bonus=est[Measure.PER_STEP_BONUS],

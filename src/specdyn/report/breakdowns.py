@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from specdyn.report.acceptance import level, per_step, rate
-from specdyn.report.levels import TRIALS
+from specdyn.report.acceptance import counts, level, per_step, rate
 from specdyn.report.notions import Notion
 from specdyn.report.prepare import Prepared
 from specdyn.report.schema import Breakdown, BreakdownRow, Breakdowns
@@ -30,9 +29,9 @@ def categories(run: RunData, suite: list[Prompt] | None) -> list[str] | str:
 
 def _row(prep: Prepared, group: Group) -> BreakdownRow:
     domains = sorted(set(prep.run.prompts.domain[group.members].tolist()))
+    n = counts(group)
     return BreakdownRow(
-        domains=[prep.run.domains[d] for d in domains], prompts=len(group.members),
-        nodes=int(group.total("n").sum()), trials=int(group.total(TRIALS).sum()),
+        domains=[prep.run.domains[d] for d in domains], prompts=len(group.members), nodes=n.nodes, trials=n.trials,
         acceptance_level=level(group).estimate(), acceptance_local=rate(group, Notion.LOCAL).estimate(),
         accept_prob=rate(group, Notion.PROB).estimate(), accepted_per_step=per_step(group).estimate())
 

@@ -42,7 +42,7 @@ def accepted_length(metrics: Metrics) -> bytes:
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="1.0 token per step")
     ax.set_ylabel("accepted tokens per step")
     ax.set_title("Expected accepted length per step (from steps' accepted)")
-    ax.legend(loc="upper left", fontsize=9)
+    legend_below(fig, ax)
     return png(fig, metrics)
 
 
