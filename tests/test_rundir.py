@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +17,7 @@ from specdyn.cli import main
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.manifest import Counts, ModelRecord, RunManifest, RunStatus, parse_manifest
-from specdyn.rundir.reader import load_prompt_tokens, load_run
+from specdyn.rundir.reader import load_prompt_tokens, load_run, read_suite
 from specdyn.specs import PathsTree
 from synthetic import DomainSpec, SyntheticSpec, write_run
 from test_budget import make_run, synthetic_costs
@@ -170,3 +172,66 @@ def test_not_a_run(tmp_path):
         load_run(tmp_path / "none")
     with pytest.raises(SpecdynError, match="not a specdyn run folder"):
         load_run(tmp_path)
+
+
+# ---------------------------------------------------------------- optional record fields
+
+
+def _rewrite(run_dir, table: str, shard: int, change) -> None:
+    path = run_dir / table / f"shard-{shard:06d}.parquet"
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _set(column: str, values):
+    def change(table):
+        index = table.schema.get_field_index(column)
+        if index < 0:
+            return table.append_column(column, values(table.num_rows))
+        return table.set_column(index, column, values(table.num_rows))
+    return change
+
+
+def test_optional_fields_absent_null_or_partial(run_dir):
+    full = load_run(run_dir)
+    assert full.nodes.verify_prob is not None and full.nodes.draft_prob is not None
+    for shard in range(3):  # as recorded before the field existed: no column at all
+        _rewrite(run_dir, "nodes", shard, lambda t: t.drop_columns(["verify_prob"]))
+        _rewrite(run_dir, "steps", shard, lambda t: t.drop_columns([c for c in ["output_pos"] if c in t.column_names]))
+    _rewrite(run_dir, "steps", 0, _set("output_pos", lambda n: pa.array(range(n), pa.int32())))  # one shard
+    run = load_run(run_dir)
+    assert run.nodes.verify_prob is None and run.steps.output_pos is None
+    assert "verify_prob" in run.missing_fields and "output_pos" in run.missing_fields
+    assert any("`output_pos` is recorded in some shards only" in n for n in run.notes)
+    for shard in range(3):  # null throughout: not recorded
+        _rewrite(run_dir, "nodes", shard, _set("draft_target_tv", lambda n: pa.nulls(n, pa.float32())))
+    assert load_run(run_dir).nodes.draft_target_tv is None
+
+
+def test_optional_fields_are_checked_when_present(run_dir):
+    for shard in range(3):
+        _rewrite(run_dir, "steps", shard, _set("output_pos", lambda n: pa.array([0] * n, pa.int32())))
+        _rewrite(run_dir, "nodes", shard, _set("draft_target_tv",
+                                               lambda n: pa.array([float("nan")] * n, pa.float32())))
+    run = load_run(run_dir)  # NaN TV: a drafter without a distribution
+    assert (run.steps.output_pos == 0).all() and np.isnan(run.nodes.draft_target_tv).all()
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([None] + [0.5] * (n - 1), pa.float32())))
+    with pytest.raises(SpecdynError, match="missing \\(null\\) values in draft_target_tv"):
+        load_run(run_dir)
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([1.5] * n, pa.float32())))
+    with pytest.raises(SpecdynError, match="draft_target_tv outside \\[0, 1\\]"):
+        load_run(run_dir)
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([0.5] * n, pa.float32())))
+    _rewrite(run_dir, "steps", 2, _set("output_pos", lambda n: pa.array([-1] * n, pa.int32())))
+    with pytest.raises(SpecdynError, match="negative step `output_pos`"):
+        load_run(run_dir)
+
+
+def test_read_suite(run_dir):
+    assert read_suite(run_dir) is None
+    (run_dir / "suite.jsonl").write_text(json.dumps({"id": "a", "domain": "chat", "source": "s",
+                                                     "messages": [{"role": "user", "content": "hi"}],
+                                                     "metadata": {"category": "writing"}}) + "\n")
+    assert read_suite(run_dir)[0].metadata == {"category": "writing"}
+    (run_dir / "suite.jsonl").write_text("[]\n")
+    with pytest.raises(SpecdynError, match="suite.jsonl line 1"):
+        read_suite(run_dir)
