@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from urllib.parse import urlsplit
 
 from specdyn.errors import SpecdynError
 
@@ -47,8 +48,8 @@ class Execution:
         if self.backend is Backend.IN_PROCESS and (self.workers != 1 or self.gpus_per_worker):
             raise SpecdynError("--workers and --gpus-per-worker need --ray (prompts are decoded in this process "
                                "otherwise)")
-        if self.backend is Backend.RAY and not (self.address or "").strip():
-            raise SpecdynError("--ray needs auto, local or a cluster address (HOST:PORT or ray://HOST:PORT)")
+        if self.backend is Backend.RAY and self.address not in ("auto", "local"):
+            endpoint(self.address)
 
     @property
     def threads(self) -> int | None:
@@ -68,6 +69,18 @@ def _check_int(flag: str, value, low: int) -> None:
 
 
 IN_PROCESS = Execution()
+
+
+def endpoint(address: str | None) -> tuple[str, int]:
+    """(host, port) of a Ray cluster address ``HOST:PORT`` or ``ray://HOST:PORT``."""
+    parts = urlsplit(address if "://" in (address or "") else f"ray-gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port or parts.scheme not in ("ray", "ray-gcs"):
+        raise SpecdynError(f"--ray {address!r}: expected auto, local, HOST:PORT or ray://HOST:PORT")
+    return host, port
 
 
 def parse_gpus(text: str) -> float:

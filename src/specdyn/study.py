@@ -168,7 +168,8 @@ class Plan:
 
     def work(self, finished: set[str]) -> list[Work]:
         """The unfinished prompts of each group, in decoding order (group i decodes with tree i)."""
-        return [Work(i, [self.inputs[p.id] for p in g.prompts if p.id not in finished]) for i, g in enumerate(self.groups)]
+        return [Work(i, [self.inputs[p.id] for p in g.prompts if p.id not in finished])
+                for i, g in enumerate(self.groups)]
 
 
 def run_study(config: RunConfig, out: str | Path, quiet: bool = False, execution: Execution = IN_PROCESS) -> Path:

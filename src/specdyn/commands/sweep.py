@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep", help="run a grid of configurations (trees, drafters, pairs, ...): one run folder per cell, report",
         description="Run every cell of a sweep file's grid ([base] settings plus one [grid] dimension per swept "
-        "key; see docs/ray.md) into DIR/cells/, keep DIR/index.json current, then write DIR/report.html and "
+        "key; see docs/sweep.md) into DIR/cells/, keep DIR/index.json current, then write DIR/report.html and "
         "DIR/report.json with the cells side by side per domain. With --ray, cells run in parallel on Ray "
         "workers; without it, one after another in this process. Re-running the same command skips finished "
         "cells and resumes interrupted ones.",

@@ -11,17 +11,17 @@ accepted only from the worker it is in flight on, so none is written twice.
 from __future__ import annotations
 
 import socket
+import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
 
 from specdyn import __version__
 from specdyn.config import RunConfig
 from specdyn.engine import GenerationResult, PromptInput
 from specdyn.errors import SpecdynError
-from specdyn.execution import RAY_EXTRA, Execution, ExecutorStats
+from specdyn.execution import RAY_EXTRA, Execution, ExecutorStats, endpoint
 from specdyn.executors.worker import Work, Worker, WorkerInfo
 from specdyn.pipeline import check_limits
 from specdyn.safetext import one_line
@@ -83,7 +83,8 @@ def connect(execution: Execution) -> bool:
         ray.init(address=address, include_dashboard=False if address == "local" else None,
                  log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SpecdynError(f"cannot connect to Ray at {address!r}: {_first_line(exc)}") from None
+        hint = "; start a cluster with `ray start --head`, or use --ray local" if address == "auto" else ""
+        raise SpecdynError(f"cannot connect to Ray at {address!r}: {_first_line(exc)}{hint}") from None
     return True
 
 
@@ -100,17 +101,10 @@ def connected(execution: Execution):
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """Fail fast, in one line, when nothing listens at ``HOST:PORT`` (or ``ray://HOST:PORT``)."""
-    parts = urlsplit(address if "://" in address else f"ray-gcs://{address}")
     try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
-    if not host or not port:
-        raise SpecdynError(f"--ray {address!r}: expected auto, local, HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        socket.create_connection(endpoint(address), timeout=timeout).close()
     except OSError as exc:
-        raise SpecdynError(f"cannot reach the Ray cluster at {address} within {timeout:.0f} s "
+        raise SpecdynError(f"cannot reach the Ray cluster at {address} within {timeout:g} s "
                            f"({exc.strerror or exc}); start it with `ray start --head` or check the address") from None
 
 
@@ -119,14 +113,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_resources(execution: Execution) -> None:
-    """Refuse a worker size that no live node of the cluster can hold (it would wait forever)."""
+    """A worker size no live node can hold: an error on a local instance (it would wait forever); a note
+    on a cluster, whose autoscaler may still add such a node (workers wait for it)."""
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need = {"CPU": execution.threads, "GPU": execution.gpus_per_worker}
-    if not any(all(res.get(k, 0) >= v for k, v in need.items()) for res in nodes):
-        best = max(nodes, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
-        raise SpecdynError(f"no Ray node can hold a worker of {need['CPU']} CPU(s) (--threads-per-worker) and "
-                           f"{need['GPU']:g} GPU(s) (--gpus-per-worker); the largest node has "
-                           f"{best.get('CPU', 0):g} CPU(s) and {best.get('GPU', 0):g} GPU(s)")
+    if any(all(res.get(k, 0) >= v for k, v in need.items()) for res in nodes):
+        return
+    best = max(nodes, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
+    message = (f"no Ray node can hold a worker of {need['CPU']} CPU(s) (--threads-per-worker) and {need['GPU']:g} "
+               f"GPU(s) (--gpus-per-worker); the largest node has {best.get('CPU', 0):g} CPU(s) and "
+               f"{best.get('GPU', 0):g} GPU(s)")
+    if execution.address == "local":
+        raise SpecdynError(message)
+    print(f"specdyn: note: {message}; waiting for the cluster to add one (Ctrl-C stops)", file=sys.stderr)
 
 
 def free_worker_slots(execution: Execution) -> int:

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from enum import Enum
@@ -52,9 +53,10 @@ class CellState:
 
 
 def cell_folder(cell: Cell) -> str:
-    """``cells/<values>-<hash of the config>``: the same config always gets the same folder."""
+    """``cells/<values>-<hash of the config>``: the same config always gets the same folder (values in
+    dimension-name order, so reordering the sweep file's dimensions keeps it too)."""
     digest = hashlib.sha256(cell_identity(cell).encode()).hexdigest()[:10]
-    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "-", "_".join(f"{k}={v}" for k, v in cell.values.items()))
+    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(cell.values.items())))
     return f"{CELLS_DIR}/{slug[:60].strip('-_.')}-{digest}"
 
 
@@ -98,7 +100,8 @@ def check_sweep_folder(root: Path) -> None:
     """Refuse, writing nothing, a folder that cannot be written or is neither empty nor a sweep folder."""
     RunWriter(root).check_writable()
     if root.is_dir() and not (root / INDEX_FILE).exists() and any(not p.name.startswith(".") for p in root.iterdir()):
-        raise SpecdynError(f"{root} is not empty and is not a specdyn sweep folder (no {INDEX_FILE}); choose another --out")
+        raise SpecdynError(f"{root} is not empty and is not a specdyn sweep folder (no {INDEX_FILE}); "
+                           "choose another --out")
 
 
 def run_sweep(sweep: Sweep, out: Path, execution: Execution, quiet: bool = False) -> list[CellState]:
@@ -108,15 +111,29 @@ def run_sweep(sweep: Sweep, out: Path, execution: Execution, quiet: bool = False
     states = [CellState(c, cell_folder(c), CellStatus.PENDING) for c in sweep.cells]
     for s in states:
         s.status = cell_status(root, s.cell, s.folder)
-    with RunWriter(root).lock():
+    todo = [s for s in states if s.status is not CellStatus.COMPLETE]
+    with _cluster(execution) as width, RunWriter(root).lock():
         index = Index(root, sweep, states)
         index.write()
-        todo = [s for s in states if s.status is not CellStatus.COMPLETE]
-        if todo and execution.backend is Backend.RAY:
-            _in_parallel(index, todo, execution, quiet)
+        if width:
+            _in_parallel(index, todo, execution, width, quiet)
         else:
             _one_by_one(index, todo, execution, quiet)
     return states
+
+
+@contextmanager
+def _cluster(execution: Execution):
+    """For Ray: connected and checked before anything is written, yielding how many cells fit at once
+    (each gets ``execution.workers`` workers); 0 in this process."""
+    if execution.backend is not Backend.RAY:
+        yield 0
+        return
+    from specdyn.executors.ray_pool import check_resources, connected, free_worker_slots
+
+    with connected(execution):
+        check_resources(execution)
+        yield max(1, free_worker_slots(execution) // execution.workers)
 
 
 def run_cell(index: Index, state: CellState, execution: Execution, quiet: bool) -> None:
@@ -137,19 +154,15 @@ def _one_by_one(index: Index, todo: list[CellState], execution: Execution, quiet
         run_cell(index, state, execution, quiet)
 
 
-def _in_parallel(index: Index, todo: list[CellState], execution: Execution, quiet: bool) -> None:
-    """As many cells at once as the cluster holds workers for (each cell gets ``execution.workers``);
-    one progress bar over cells. Ctrl-C disconnects from Ray, which stops every cell's workers."""
-    from specdyn.executors.ray_pool import connected, free_worker_slots
-
-    with connected(execution):
-        width = min(len(todo), max(1, free_worker_slots(execution) // execution.workers))
-        pool = ThreadPoolExecutor(width, thread_name_prefix="specdyn-cell")
-        try:
-            futures = [pool.submit(run_cell, index, s, execution, True) for s in todo]
-            with tqdm(total=len(todo), unit="cell", disable=quiet, file=sys.stderr) as bar:
-                for future in as_completed(futures):
-                    future.result()
-                    bar.update(1)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+def _in_parallel(index: Index, todo: list[CellState], execution: Execution, width: int, quiet: bool) -> None:
+    """Up to ``width`` cells at once, one progress bar over cells. On Ctrl-C the caller disconnects from
+    Ray, which stops every cell's workers; finished prompts stay in their folders."""
+    pool = ThreadPoolExecutor(min(width, max(1, len(todo))), thread_name_prefix="specdyn-cell")
+    try:
+        futures = [pool.submit(run_cell, index, s, execution, True) for s in todo]
+        with tqdm(total=len(todo), unit="cell", disable=quiet, file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                future.result()
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
