@@ -108,7 +108,7 @@ class Session:
 
     backend: str
     workers: int
-    threads_per_worker: int | None
+    threads_per_worker: int
     gpus_per_worker: float
     address: str | None = None
     started: str | None = None
@@ -118,8 +118,9 @@ class Session:
     requeued_prompts: int = 0
 
     @classmethod
-    def of(cls, execution: Execution, started: str) -> Session:
-        return cls(execution.backend.value, execution.workers, execution.threads, execution.gpus_per_worker,
+    def of(cls, execution: Execution, threads: int, started: str) -> Session:
+        """A session of ``execution`` whose workers run ``threads`` torch threads each."""
+        return cls(execution.backend.value, execution.workers, threads, execution.gpus_per_worker,
                    execution.address, started)
 
     def record(self, prompts: int, stats: ExecutorStats) -> None:
@@ -131,7 +132,7 @@ class Session:
         return asdict(self)
 
 
-_SESSION_TYPES = {"backend": (str,), "workers": (int,), "threads_per_worker": (int, type(None)),
+_SESSION_TYPES = {"backend": (str,), "workers": (int,), "threads_per_worker": (int,),
                   "gpus_per_worker": (int, float), "address": (str, type(None)), "started": (str, type(None)),
                   "hosts": (list,), "prompts": (int,), "worker_failures": (int,), "requeued_prompts": (int,)}
 

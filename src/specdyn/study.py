@@ -189,7 +189,7 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False, execution
         manifest = _with_models(writer, manifest, executor.info.models)
         plan = Plan(prompts, groups, executor.encode(prompts))
         with writer.lock():
-            session = Session.of(execution, _now())
+            session = Session.of(execution, executor.info.threads, _now())
             manifest = replace(manifest, sessions=[*manifest.sessions, session])
             _record(writer, manifest, executor, plan, quiet)
             writer.write_manifest(replace(manifest, status=RunStatus.COMPLETE, finished=_now(), counts=writer.counts()))
