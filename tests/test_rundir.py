@@ -16,6 +16,7 @@ import pytest
 from specdyn.cli import main
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
+from specdyn.execution import Session
 from specdyn.rundir.manifest import Counts, ModelRecord, RunManifest, RunStatus, parse_manifest
 from specdyn.rundir.reader import load_prompt_tokens, load_run, read_suite
 from specdyn.specs import PathsTree
@@ -128,6 +129,9 @@ def test_prompt_tokens_of_finished_prompts(run_dir):
     (lambda m: {**m, "trees": {"tree": {"spec": "paths:/x.json", "paths": [[0], [0]]}}}, "path [0] is listed twice"),
     (lambda m: {**m, "models": {"draft": "d"}}, "models.draft: expected"),
     (lambda m: [m], "must hold a JSON object"),
+    (lambda m: {**m, "sessions": {"backend": "ray"}}, "sessions must be list or null"),
+    (lambda m: {**m, "sessions": [{"backend": "ray", "workers": "2"}]}, "sessions[0]: unexpected workers = '2'"),
+    (lambda m: {**m, "sessions": [{"backend": "ray"}]}, "sessions[0]: lacks workers, threads_per_worker"),
 ])
 def test_hand_edited_manifest(run_dir, capsys, edit, message):
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -143,8 +147,9 @@ def test_manifest_that_is_not_utf8(run_dir, capsys):
 def test_manifest_round_trip_and_recorded_trees(tmp_path):
     (tmp_path / "code.json").write_text("[[0], [1], [0, 0]]")
     config = RunConfig(tree=f"paths:{tmp_path / 'code.json'}", drafter="lookup", draft="d", target="t")
+    session = Session("ray", 2, 1, 0.5, "auto", "then", ["node-a"], 3, 1, 2)
     manifest = RunManifest(RunStatus.RUNNING, config, "abc", {"target": ModelRecord("t", "sha")}, "then", None,
-                           Counts(1, 2, 3), {"cpus": 2}, {"torch": "x"})
+                           Counts(1, 2, 3), {"cpus": 2}, {"torch": "x"}, [session])
     data = json.dumps(manifest.to_json()).encode()
     (tmp_path / "code.json").write_text("[[0]]")  # the file changed after the run: the manifest's record wins
     again = parse_manifest(data, tmp_path / "manifest.json")

@@ -4,12 +4,14 @@ dataclasses (parsed and checked here, once), and output paths."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from specdyn.config import RUN_ONLY_KEYS, DecodeConfig, merge, read_toml
 from specdyn.errors import SpecdynError
+from specdyn.execution import IN_PROCESS, RAY_EXTRA, Backend, Execution, parse_gpus
 from specdyn.pipeline import resolve_models
 from specdyn.specs import DRAFTER_HELP, MAX_TREE_NODES, TREE_HELP, Children
 
@@ -97,3 +99,41 @@ def check_distinct(run_dirs: list[str]) -> None:
         if key in seen:
             raise SpecdynError(f"the same run folder is given twice ({seen[key]} and {d})")
         seen[key] = d
+
+
+def add_execution_args(p: argparse.ArgumentParser) -> None:
+    """Where prompts are decoded: in this process, or on Ray workers (docs/ray.md)."""
+    p.add_argument("--ray", nargs="?", const="auto", metavar="auto|local|ADDRESS",
+                   help="decode on Ray workers: auto (the running cluster: RAY_ADDRESS or `ray start` on this "
+                   "machine; the default when no value is given), local (a new Ray instance on this machine) or a "
+                   "cluster address HOST:PORT / ray://HOST:PORT (needs specdyn[ray])")
+    p.add_argument("--workers", metavar="N", help="Ray workers (actors), each loading the model pair once (default 1)")
+    p.add_argument("--threads-per-worker", metavar="T",
+                   help="torch threads per worker, and CPUs Ray reserves for it (default 1 on Ray; torch's default "
+                   "in this process)")
+    p.add_argument("--gpus-per-worker", metavar="G", help="GPUs Ray reserves per worker; fractions share a GPU (default 0)")
+
+
+def _int_flag(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecdynError(f"{flag} must be an integer (got {text!r})") from None
+
+
+def execution_from_args(args: argparse.Namespace) -> Execution:
+    """The executor settings of ``--ray`` and friends, checked (Ray installed, sane numbers) before
+    anything else happens."""
+    threads = _int_flag(args.threads_per_worker, "--threads-per-worker")
+    if args.ray is None:
+        for flag, value in (("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker)):
+            if value is not None:
+                raise SpecdynError(f"{flag} needs --ray (without it prompts are decoded in this process)")
+        return IN_PROCESS if threads is None else Execution(threads_per_worker=threads)
+    if importlib.util.find_spec("ray") is None:
+        raise SpecdynError(f"--ray needs Ray, which is not installed: {RAY_EXTRA}")
+    workers = _int_flag(args.workers, "--workers")
+    gpus = parse_gpus(args.gpus_per_worker) if args.gpus_per_worker is not None else 0.0
+    return Execution(Backend.RAY, args.ray, 1 if workers is None else workers, threads, gpus)

@@ -6,7 +6,7 @@ import sys
 
 from pathlib import Path
 
-from specdyn.commands.common import add_decode_args, config_from_args, out_path
+from specdyn.commands.common import add_decode_args, add_execution_args, config_from_args, execution_from_args, out_path
 from specdyn.config import RunConfig
 
 DEFAULT_OUT = "runs/default"
@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
                    help="per-domain trees: DIR/<domain>.json paths files (as written by `specdyn budget`; every "
                    "*.json in DIR but budget.json must be one); domains without a file use --tree")
     add_decode_args(p, RunConfig)
+    add_execution_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.set_defaults(func=run)
@@ -36,8 +37,9 @@ def run(args) -> int:
     from specdyn.study import run_study
 
     out = out_path(args.out, Path(DEFAULT_OUT))
+    execution = execution_from_args(args)
     config = config_from_args(args, RunConfig)
-    root = run_study(config, out, quiet=args.quiet)
+    root = run_study(config, out, quiet=args.quiet, execution=execution)
     print(f"run complete: {root}", file=sys.stderr)
     if not args.no_report:
         from specdyn.report import build_report

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
+from specdyn.execution import Session, parse_session
 
 
 class RunStatus(Enum):
@@ -56,6 +57,7 @@ class RunManifest:
     counts: Counts | None = None
     machine: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    sessions: list[Session] = field(default_factory=list)  # one per start or resume; not part of identity
 
     @property
     def in_progress(self) -> bool:
@@ -80,6 +82,7 @@ class RunManifest:
             "machine": self.machine, "versions": self.versions, "started": self.started,
             "finished": self.finished, "status": self.status.value,
             "counts": None if self.counts is None else vars(self.counts),
+            "sessions": [s.to_json() for s in self.sessions],
         }
 
 
@@ -104,6 +107,7 @@ def parse_manifest(data: bytes, where: Path) -> RunManifest:
         counts=_counts(raw.get("counts"), where),
         machine=get.mapping("machine"),
         versions=get.mapping("versions"),
+        sessions=[parse_session(s, f"{where} sessions[{i}]") for i, s in enumerate(get.optional("sessions", list) or [])],
     )
 
 
