@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12's proof: adaptive trees (no domain label) against the default tree, the single best global tree
 # and the per-domain trees (which need the label), on held-out prompts, in measured tokens/s with
-# paired-bootstrap intervals per domain (`specdyn compare`). See docs/budget.md, section 8.
+# paired-bootstrap intervals per domain (`specdyn compare`). See docs/budget.md, section 9.
 #
 #   benchmarks/adaptive_proof.sh                 # the default pair; run on an otherwise idle machine
 #   TINY=1 benchmarks/adaptive_proof.sh          # tiny random models and suites: proves the commands (~minutes)

@@ -14,7 +14,15 @@ so nodes of one prompt are correlated). At a position whose children sit at dept
   (``h = later_rank_share``), and no child otherwise: at most one sibling is locally accepted;
 - the drafter's entropy is Gamma-distributed with mean ``entropy_easy`` / ``entropy_hard`` and standard
   deviation ``entropy_sd``; the target's entropy likewise, with means scaled by ``target_entropy_ratio``;
-- ``accept_prob = 0.5 * accepted_local + 0.5 * U`` with ``U`` uniform on [0, 1).
+- ``accept_prob = 0.5 * accepted_local + 0.5 * U`` with ``U`` uniform on [0, 1);
+- ``draft_prob`` is uniform on [0.5, 0.9) for locally accepted nodes and on [0.05, 0.6) for the others
+  (so the draft's calibration curve is known: :func:`calibration_truth`);
+- ``draft_target_tv`` (shared by siblings) is uniform on [0.05, 0.35) at easy positions and on
+  [0.55, 0.95) at hard ones, so every trial in a TV bin below 0.4 is at an easy position;
+- a step's ``output_pos`` counts the tokens the prompt's earlier steps emitted (``accepted`` + 1 each).
+
+``SyntheticSpec.new_fields = False`` writes a run folder as recorded before ``draft_target_tv`` and
+``output_pos`` existed (the columns are absent).
 
 ``accepted_path`` follows from ``accepted_local`` along root paths, and a step's ``accepted`` is the
 number of path-accepted nodes, exactly as the real engine records them. :func:`true_values` computes the
@@ -33,6 +41,7 @@ import pyarrow.compute as pc
 from numpy.polynomial import Polynomial
 
 from specdyn.config import RunConfig
+from specdyn.rundir.layout import SCHEMAS
 from specdyn.rundir.manifest import RunManifest, RunStatus
 from specdyn.rundir.writer import RunWriter
 from specdyn.specs import StaticTree
@@ -71,6 +80,11 @@ class SyntheticSpec:
     prompts_per_shard: int = 50
     seed: int = 0
     status: str = "complete"  # the manifest's status: complete or running
+    new_fields: bool = True  # record draft_target_tv and output_pos (False: a folder from before they existed)
+    pair: tuple[str, str] | None = None  # (draft, target) names in the manifest; None: the config's defaults
+
+
+NEW_FIELDS = {"nodes": ("draft_target_tv",), "steps": ("output_pos",)}  # added to the records later
 
 
 def full_tree(depth: int, branch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,6 +148,7 @@ def simulate(spec: SyntheticSpec) -> tuple[pa.Table, pa.Table, pa.Table]:
         "verify_prob": pa.array(cat["accepted_local"].astype(np.float32)),  # greedy: 1.0 or 0.0
         "accepted_local": pa.array(cat["accepted_local"]),
         "accepted_path": pa.array(cat["accepted_path"]),
+        "draft_target_tv": pa.array(_total_variation(spec, cat["easy"], parent), pa.float32()),
         "domain": strings(node_prompt, domain_of_prompt),
     })
     n_steps = len(step_prompt)
@@ -142,6 +157,7 @@ def simulate(spec: SyntheticSpec) -> tuple[pa.Table, pa.Table, pa.Table]:
         "step": pa.array(cat["step"], pa.int32()),
         "tree_size": pa.array(np.full(n_steps, len(parent)), pa.int32()),
         "accepted": pa.array(cat["accepted"], pa.int32()),
+        "output_pos": pa.array(_output_positions(step_prompt, cat["accepted"]), pa.int32()),
         "draft_seconds": pa.array(rng.uniform(0.01, 0.02, n_steps)),
         "verify_seconds": pa.array(rng.uniform(0.02, 0.04, n_steps)),
         "domain": strings(step_prompt, domain_of_prompt),
@@ -157,7 +173,24 @@ def simulate(spec: SyntheticSpec) -> tuple[pa.Table, pa.Table, pa.Table]:
         "text": pa.array(texts),
         "seconds": pa.array(np.ones(len(ids))),
     })
+    if not spec.new_fields:
+        nodes, steps = nodes.drop_columns(NEW_FIELDS["nodes"]), steps.drop_columns(NEW_FIELDS["steps"])
     return nodes, steps, prompts
+
+
+def _total_variation(spec: SyntheticSpec, easy: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per node, the TV distance at its parent position (drawn from its own stream: the other columns
+    do not change with it)."""
+    u = np.random.default_rng([spec.seed, 1]).random(easy.shape)
+    return np.where(easy, 0.05 + 0.3 * u, 0.55 + 0.4 * u)[:, parent + 1].ravel()
+
+
+def _output_positions(step_prompt: np.ndarray, accepted: np.ndarray) -> np.ndarray:
+    """Tokens emitted by the prompt's earlier steps (steps are grouped by prompt, in step order)."""
+    emitted = accepted + 1
+    before = np.cumsum(emitted) - emitted
+    first = np.searchsorted(step_prompt, step_prompt)  # row of each prompt's first step
+    return before - before[first]
 
 
 def _simulate_domain(rng, d: DomainSpec, spec: SyntheticSpec, parent, depth, rank, pos_depth) -> dict:
@@ -181,7 +214,9 @@ def _simulate_domain(rng, d: DomainSpec, spec: SyntheticSpec, parent, depth, ran
         path[:, v] = local[:, v] & (True if parent[v] < 0 else path[:, parent[v]])
     accept_prob = 0.5 * local + 0.5 * rng.random(local.shape)
     step_index = np.concatenate([np.arange(n) for n in steps_per_prompt])
+    u = rng.random(local.size)
     return {
+        "easy": easy,
         "n_prompts": d.prompts,
         "step_prompt": step_prompt,
         "step": step_index,
@@ -192,7 +227,7 @@ def _simulate_domain(rng, d: DomainSpec, spec: SyntheticSpec, parent, depth, ran
         "parent": np.tile(parent, n_steps),
         "depth": np.tile(depth, n_steps),
         "rank": np.tile(rank, n_steps),
-        "draft_prob": rng.uniform(0.05, 0.9, local.size),
+        "draft_prob": np.where(local.ravel(), 0.5 + 0.4 * u, 0.05 + 0.55 * u),
         "draft_entropy": h_draft[:, parent + 1].ravel(),
         "target_entropy": h_target[:, parent + 1].ravel(),
         "accept_prob": accept_prob.ravel(),
@@ -207,6 +242,7 @@ def write_run(spec: SyntheticSpec, run_dir: str | Path) -> Path:
     nodes, steps, prompts = simulate(spec)
     writer = RunWriter(Path(run_dir))
     writer.open()
+    nodes, steps = _with_recorded_fields(nodes, steps)
     ids = prompts.column("prompt_id")
     node_code = pc.index_in(nodes.column("prompt_id"), value_set=ids).to_numpy()
     step_code = pc.index_in(steps.column("prompt_id"), value_set=ids).to_numpy()
@@ -216,12 +252,23 @@ def write_run(spec: SyntheticSpec, run_dir: str | Path) -> Path:
         writer.append_tables(nodes.filter(pa.array((node_code >= lo) & (node_code < hi))),
                              steps.filter(pa.array((step_code >= lo) & (step_code < hi))), prompts.slice(lo, hi - lo))
     complete = spec.status == RunStatus.COMPLETE.value
+    pair = dict(zip(("draft", "target"), spec.pair)) if spec.pair else {}
     writer.write_manifest(RunManifest(
-        RunStatus(spec.status), RunConfig(tree=StaticTree(spec.depth, spec.branch), suite="synthetic"),
+        RunStatus(spec.status), RunConfig(tree=StaticTree(spec.depth, spec.branch), suite="synthetic", **pair),
         started="2025-01-01T00:00:00+00:00", finished="2025-01-01T01:00:00+00:00" if complete else None,
         counts=writer.counts() if complete else None,
     ))
     return writer.root
+
+
+def _with_recorded_fields(nodes: pa.Table, steps: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The tables with a null column for every record field they lack (the writer stores what the
+    records of this specdyn version define; a field that is null throughout reads as not recorded)."""
+    def complete(table, schema):
+        for name in set(schema.names) - set(table.column_names) - {"domain"}:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+        return table
+    return complete(nodes, SCHEMAS["nodes"]), complete(steps, SCHEMAS["steps"])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -268,6 +315,8 @@ def true_values(spec: SyntheticSpec, domain: DomainSpec) -> dict:
         return float(np.mean([expect(p) for p in np.array(polys)[idx]]))
 
     a_loc, a_path = mean(loc), mean(path)
+    wins = {int(k): sum(expect(path[v]) for v in np.flatnonzero(depth == k)) for k in np.unique(depth)}
+    tries = {k: 1.0 if k == 1 else wins[k - 1] for k in wins}  # reached positions with children
     cov_loc, cov_path = mean(hloc) - e_h * a_loc, mean(hpath) - e_h * a_path
     var_loc = a_loc * (1 - a_loc)
     reach = [Polynomial([1.0]) if parent[v] < 0 else path[parent[v]] for v in range(len(parent))]
@@ -276,6 +325,11 @@ def true_values(spec: SyntheticSpec, domain: DomainSpec) -> dict:
         "acceptance_path": a_path,
         "accept_prob": 0.5 * a_loc + 0.25,
         "accepted_per_step": float(sum(expect(p) for p in path)),
+        "acceptance_level": sum(wins.values()) / sum(tries.values()),
+        "acceptance_level_by_depth": {k: wins[k] / tries[k] for k in wins},
+        # P(a trial at an easy / hard position succeeds), at depth 1 (every depth when depth_slope = 0)
+        "level_success": {s: float(sum(_rank_probs(_sigmoid(lg), spec.branch, spec.later_rank_share)))
+                          for s, lg in (("easy", domain.easy_logit), ("hard", domain.hard_logit))},
         "depth_profile": {int(k): mean(loc, depth == k) for k in np.unique(depth)},
         "depth_profile_path": {int(k): mean(path, depth == k) for k in np.unique(depth)},
         "rank_acceptance_vector": {
@@ -289,3 +343,11 @@ def true_values(spec: SyntheticSpec, domain: DomainSpec) -> dict:
         "pearson_draft_entropy_accept_prob":
             0.5 * cov_loc / math.sqrt(var_h * (0.25 * var_loc + NOISE_VARIANCE)),
     }
+
+
+def calibration_truth(acceptance_local: float, low: float, high: float) -> float:
+    """P(accepted_local | draft_prob in [low, high)) under the model, given the pooled local rate."""
+    def mass(a, b):  # share of uniform[a, b) inside [low, high)
+        return max(0.0, min(b, high) - max(a, low)) / (b - a)
+    hit, miss = acceptance_local * mass(0.5, 0.9), (1 - acceptance_local) * mass(0.05, 0.6)
+    return hit / (hit + miss)

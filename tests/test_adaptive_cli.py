@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import json
+import pickle
+import shutil
 
 import pytest
 
@@ -14,9 +16,16 @@ from specdyn.budget.compare import TreeRole, compare_runs
 from specdyn.budget.export import Mapping, parse_engines, sglang_settings, token_tree, vllm_config
 from specdyn.budget.profile import load_profile
 from specdyn.cli import main
+from specdyn.config import RunConfig
 from specdyn.defaults import DEFAULT_TREE
+from specdyn.engine import PromptInput
+from specdyn.engine.adaptive import AdaptiveProposer
 from specdyn.errors import SpecdynError
-from specdyn.rundir.reader import load_run
+from specdyn.executors.worker import Worker
+from specdyn.pipeline import resolve_models
+from specdyn.rundir.reader import load_prompt_tokens, load_run
+from specdyn.sampling_spec import Sampling
+from specdyn.treeopt.costs import CostModel
 from specdyn.specs import AdaptiveTree, DomainTrees, parse_tree, shape_from_paths, static_shape
 from test_budget import make_run, synthetic_costs
 from test_inputs import decode, error_line, no_weights, pair, run_args, suite  # noqa: F401  (fixtures)
@@ -43,7 +52,8 @@ def fit(tmp_path_factory):
     (["--tree", "adaptive:depth=99"], "adaptive tree needs depth <= 10"),
     (["--tree", "adaptive:every=1,branch=9"], "adaptive tree needs branch <= 8"),
     (["--tree", "adaptive:weight=-1"], "adaptive tree needs weight >= 1"),
-    (["--tree", "adaptive", "--drafter", "lookup"], "not a dynamic one"),
+    (["--tree", "adaptive", "--drafter", "lookup"], "not an adaptive one"),
+    (["--tree", "adaptive", "--temperature", "0.7", "--children", "sampled"], "not an adaptive one (adaptive:"),
     (["--tree", "static:depth=2,branch=2", "--profile", "."], "--profile informs adaptive trees only"),
     (["--tree", "adaptive", "--profile", ""], "--profile must not be empty"),
     (["--tree", "adaptive", "--max-new-tokens", "506"], "exceed the model context of 512"),  # 506 + depth 6 + 1
@@ -98,6 +108,51 @@ def test_run_records_the_profile_and_resume_refuses_another(pair, suite, fit, tm
     other = make_run(tmp_path / "other", DEFAULT_TREE, {"code": [0.5, 0.1]}, prompts=2, steps=20)
     assert "profiles differ" in error_line(capsys, main(args + ["--profile", str(other)]))
     assert main(args + ["--profile", str(fit)]) == 0  # the same profile: the run resumes (nothing left to do)
+
+
+# ------------------------------------------------------------------ sampling, and what a Ray worker receives
+
+
+def test_adaptive_decodes_at_temperature_through_the_cli(pair, suite, fit, tmp_path, capsys):
+    """T > 0 with top-k children: sampling is on (another seed draws other tokens), the profile's other setting
+    is noted, the run records both, and with the profile's cost model the run is reproducible."""
+    def run(out, seed):
+        args = run_args(pair, suite, out, "--tree", "adaptive:every=2,nodes=6,depth=3", "--temperature", "0.8",
+                        "--seed", seed, "--profile", str(fit))
+        assert main(args) == 0
+        return {p.prompt_id: p.output_ids for p in load_prompt_tokens(out).prompts}, load_run(out).nodes
+
+    a = run(tmp_path / "a", "3")
+    assert "was recorded with another sampling setting (greedy; this run: T 0.8, top-p 1)" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["temperature"] == 0.8 and manifest["trees"]["tree"]["profile"]["sampling"] == "greedy"
+    again, other = run(tmp_path / "b", "3"), run(tmp_path / "c", "4")
+    assert a[0] == again[0] and (a[1].depth == again[1].depth).all() and (a[1].rank == again[1].rank).all()
+    assert a[0] != other[0]  # two prompts of 6 sampled tokens from ~260: equal under another seed only if greedy
+
+
+def test_a_worker_builds_the_adaptive_proposer_from_the_config_alone(pair, fit, tmp_path, monkeypatch):
+    """What a Ray actor receives is the pickled config: the profile's counts and cost model travel inside it,
+    so a worker whose node has no profile folder builds the same prior and costs, and times nothing."""
+    folder = tmp_path / "profile"
+    shutil.copytree(fit, folder)
+    tree = AdaptiveTree(every=2, nodes=6, depth=3, profile=load_profile(str(folder)))
+    config = resolve_models(RunConfig(draft=pair["draft"], target=pair["target"], dtype="float32", device="cpu",
+                                      tree=tree, temperature=0.8, max_new_tokens=8, batch_size=2))
+    shipped = pickle.loads(pickle.dumps(config))
+    shutil.rmtree(folder)  # not on the worker's node
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the worker timed its models instead of using the profile's cost model")
+
+    monkeypatch.setattr("specdyn.engine.adaptive.measure_timings", no_timing)
+    worker = Worker(shipped, [shipped.tree])
+    decoder = worker.decoders[0]
+    assert isinstance(decoder.proposer, AdaptiveProposer) and decoder.sampling == Sampling(0.8)
+    assert decoder.proposer.planner.costs.to_json() == CostModel.from_json(dict(tree.profile.costs)).to_json()
+    assert decoder.proposer.spec.prior == tree.prior and shipped.tree == tree
+    (result,) = worker.decode(0, [PromptInput("p", [5, 6, 7])])
+    assert 1 <= len(result.output_ids) <= 8
 
 
 # ------------------------------------------------------------------ budget --global and --export
@@ -164,3 +219,19 @@ def test_compare_pairs_adaptive_with_every_other_tree(fit, tmp_path):
         word = "BEAT" if g.low > 0 else "did NOT beat" if g.high < 0 else "did NOT clearly beat"
         assert f"({g.a}) {word} " in verdict and "bootstrap over 8 prompts" in verdict
     assert comps["code"].recommended_vs_default is gains[("recommended", "default")]
+
+
+def test_compare_pairs_adaptive_only_within_one_sampling_setting(tmp_path):
+    hot = {"temperature": 0.7, "top_p": 0.9}
+    shape = static_shape(3, 2)
+    runs = {"default": make_run(tmp_path / "default", DEFAULT_TREE, P, step_seconds=0.05, seed=3),
+            "adaptive-hot": make_run(tmp_path / "adaptive-hot", "adaptive", P, step_seconds=0.03, seed=6, shape=shape,
+                                     models=hot)}
+    code = next(c for c in compare_runs([load_run(r) for r in runs.values()], list(runs)) if c.domain == "code")
+    assert code.gains == [] and ("No run here used the default with the same sampling setting as a run of the "
+                                 "adaptive tree, so the two are not compared.") in code.verdict
+    runs["default-hot"] = make_run(tmp_path / "default-hot", DEFAULT_TREE, P, step_seconds=0.05, seed=4, models=hot)
+    code = next(c for c in compare_runs([load_run(r) for r in runs.values()], list(runs)) if c.domain == "code")
+    (gain,) = code.gains
+    assert (gain.a, gain.b, gain.a_role, gain.b_role) == ("adaptive-hot", "default-hot", "adaptive", "default")
+    assert not any("not compared" in line for line in code.verdict)

@@ -23,3 +23,11 @@ def test_readme_mentions_every_subcommand_and_ci_runs_its_test_command():
         assert f"specdyn {name}" in readme, name
     test_cmd = next(line for line in readme.splitlines() if "pytest" in line).strip().strip("`")
     assert test_cmd in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_installs_the_ray_extra_it_tests():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'ray = ["ray[default]' in pyproject
+    readme = (ROOT / "README.md").read_text()
+    test_cmd = next(line for line in readme.splitlines() if "pytest" in line)
+    assert "pip install -e '.[models,test,ray]'" in test_cmd

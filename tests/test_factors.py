@@ -164,7 +164,7 @@ def test_claim_result_carries_numbers_and_fit_health():
     v = claim.values
     assert v["fit"]["converged"] and not v["fit"]["separation"] and v["permutation_p"] < 0.05
     assert v["difference"]["ci_low"] > 0 and v["domain_sd"] > v["depth_sd"] and "depth_within_prompt_sd" in v
-    assert "permutation p" in claim.summary and claim.to_dict()["verdict"] == "holds"
+    assert "permutation p" in claim.summary and claim.to_json()["verdict"] == "holds"
     one_domain = compare_domain_depth(cells_of(TreeSim(means=(0.7,), prompts=5)), permutations=9)
     single = claim_a(one_domain, "x", False)
     assert single.verdict is Verdict.NOT_APPLICABLE and "not applicable" in single.summary

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specdyn.report.fits import fit_logit, one_hot
-from specdyn.report.stats import fit_logistic, saturated_loglik
+from specdyn.report.fits import fit_logit, kernel_loglik, one_hot
+from specdyn.report.stats import saturated_loglik
 
 
 def clustered_data(seed: int = 0, n: int = 4000, clusters: int = 30):
@@ -51,14 +51,29 @@ def test_cluster_covariance_is_the_cr1_sandwich():
     assert fit.bse[1:] == pytest.approx(naive.bse[1:], rel=0.2)
 
 
-def test_fractional_response_matches_the_newton_solver():
+def test_fractional_response_solves_the_score_equations():
+    """The quasi-likelihood maximum: X'(y - mu) = 0, and no nearby coefficients do better."""
     rng = np.random.default_rng(2)
     x = rng.normal(size=3000)
     y = np.clip(1 / (1 + np.exp(-(0.2 + 0.8 * x))) + rng.normal(0, 0.1, 3000), 0, 1)
     X = np.column_stack([np.ones_like(x), x])
-    ours, newton = fit_logit(X, y, np.ones_like(y)), fit_logistic(X, y)
-    assert ours.ok and ours.params == pytest.approx(newton.coef, abs=1e-7)
-    assert ours.loglik == pytest.approx(newton.loglik, rel=1e-10)
+    ours = fit_logit(X, y, np.ones_like(y))
+    mu = 1 / (1 + np.exp(-X @ ours.params))
+    assert ours.ok and np.abs(X.T @ (y - mu)).max() < 1e-6 * len(y)
+    assert ours.params == pytest.approx([0.2, 0.8], abs=0.05)
+    for step in ([1e-3, 0], [0, -1e-3], [-1e-3, 1e-3]):
+        moved = 1 / (1 + np.exp(-X @ (ours.params + step)))
+        assert kernel_loglik(y, np.ones_like(y), moved) < ours.loglik
+
+
+def test_coefficients_of_a_categorical_and_a_continuous_predictor_are_recovered():
+    rng = np.random.default_rng(2)
+    cell = rng.integers(0, 3, 20000)
+    x = rng.normal(size=20000)
+    eta = -0.5 + 0.8 * (cell == 1) - 0.4 * (cell == 2) + 0.7 * x
+    y = (rng.random(20000) < 1 / (1 + np.exp(-eta))) * 1.0
+    fit = fit_logit(np.column_stack([np.ones_like(x), one_hot(cell, 3), x]), y, np.ones_like(y))
+    assert fit.ok and fit.params == pytest.approx([-0.5, 0.8, -0.4, 0.7], abs=0.08)
 
 
 def test_separation_and_non_convergence_are_reported():
@@ -72,3 +87,14 @@ def test_separation_and_non_convergence_are_reported():
     assert not short.converged and not short.ok and "did not converge" in short.problems()[0]
     empty = fit_logit(X[:3], np.array([1.0, 0.0, 0.0]), np.array([2.0, 0.0, 0.0]))
     assert empty.rank_deficient and not empty.ok and "rank-deficient" in empty.problems()[0]
+
+
+def test_a_saturated_model_of_cells_is_not_separation():
+    """statsmodels warns when fitted shares equal the observed ones, as they always do for one parameter
+    per cell; that is separation only when every cell is all-accepted or all-rejected."""
+    group, level, y = clustered_data(5)
+    X = np.column_stack([np.ones(3), one_hot(np.arange(3), 3)])
+    cells = fit_logit(X, np.bincount(level, y), np.bincount(level).astype(float))
+    assert cells.ok and not cells.separation
+    assert fit_logit(X, np.array([0.0, 5.0, 0.0]), np.array([4.0, 5.0, 6.0])).separation
+

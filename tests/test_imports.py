@@ -104,9 +104,20 @@ def test_study_does_not_reach_the_analyses():
     assert not reachable(graph, "specdyn.engine.decoder") & ({m for m in graph if m.startswith("specdyn.rundir")} | analyses)
 
 
+def loads_module(code: str, module: str) -> bool:
+    """Whether running ``code`` in a fresh interpreter (src/ on the path) loads ``module``."""
+    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print({module!r} in sys.modules)"],
+                         capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    return out.stdout.strip() == "True"
+
+
 def test_budget_advice_and_the_run_folder_import_no_torch():
-    code = ("import sys, specdyn.budget, specdyn.budget.compare, specdyn.rundir.reader, specdyn.rundir.writer, "
-            "specdyn.specs, specdyn.config; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert out.stdout.strip() == "False"
+    assert not loads_module("import specdyn.budget, specdyn.budget.compare, specdyn.rundir.reader, "
+                            "specdyn.rundir.writer, specdyn.specs, specdyn.config", "torch")
+
+
+def test_ray_is_imported_only_when_asked_for():
+    """specdyn works without Ray: the study, the sweep and the CLI import it only for --ray."""
+    assert not loads_module("import specdyn.study, specdyn.cli, specdyn.sweep.runner, specdyn.sweep.report; "
+                            "specdyn.cli.build_parser()", "ray")
+    assert loads_module("import specdyn.executors.ray_pool", "ray")  # the check can fail

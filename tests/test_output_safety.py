@@ -86,21 +86,28 @@ def hostile_run(tmp_path_factory):
 
 def test_report_shows_hostile_names_literally(hostile_run, tmp_path, capsys):
     out = tmp_path / "out"
+    categories = [f"category {name}" for name in HOSTILE]  # read from the run's suite.jsonl
+    (hostile_run / "suite.jsonl").write_text("".join(
+        json.dumps({"id": f"{name}-{i:05d}", "domain": name, "source": name, "metadata": {"category": category},
+                    "messages": [{"role": "user", "content": "hi"}]}) + "\n"
+        for name, category in zip(HOSTILE, categories) for i in range(4)))
     assert main(["report", str(hostile_run), "--out", str(out), "--bootstrap", "50"]) == 0
     stdout = capsys.readouterr().out
     assert not RAW_CONTROL.search(stdout)
-    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
-        ["accepted_length.png", "depth_profile.png", "entropy_acceptance.png", "entropy_distributions.png",
-         "rank_vector.png"])
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{name}.png" for name in [
+        "acceptance_level", "accepted_length", "depth_profile", "rank_vector", "entropy_distributions",
+        "entropy_acceptance", "rank_correlations", "correlation_parts", "prompt_weighting", "calibration",
+        "breakdowns", "output_position", "draft_target_tv"])
     shown = HOSTILE + [f"{name}-00000" for name in HOSTILE] + [one_line(f"{name} {TEXT}") for name in HOSTILE]
     md = (out / "report.md").read_text()  # domain names, prompt ids, prompt texts (on one line)
-    assert_inert_markdown(md, shown)
+    assert_inert_markdown(md, shown + categories)
     assert "\\[click\\](javascript:alert(1))" in md and "\\[x\\](javascript:y)" in md
     page = (out / "report.html").read_text()
     assert not RAW_CONTROL.search(page) and "<script" not in page and "<a " not in page
     assert all(visible(name) in html.unescape(page) for name in shown)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["domains"]) == set(HOSTILE)  # the data keep the names as they are
+    assert set(metrics["breakdowns"]["category"]["groups"]) == set(categories)
 
 
 def test_plots_never_parse_names_as_math():

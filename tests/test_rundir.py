@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -14,13 +16,15 @@ import pytest
 from specdyn.cli import main
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
+from specdyn.execution import Session
 from specdyn.rundir.manifest import Counts, ModelRecord, RunManifest, RunStatus, parse_manifest
-from specdyn.rundir.reader import load_run
+from specdyn.rundir.reader import load_prompt_tokens, load_run, read_suite
 from specdyn.specs import PathsTree
 from synthetic import DomainSpec, SyntheticSpec, write_run
 from test_budget import make_run, synthetic_costs
 
-COMMANDS = (["report", "--bootstrap", "50"], ["budget", "--min-observations", "5"], ["compare"])
+COMMANDS = (["report", "--bootstrap", "50"], ["budget", "--min-observations", "5"], ["compare"],
+            ["distill", "--domain", "code", "--min-prompts", "3", "--out", "never-written"])
 
 
 @pytest.fixture
@@ -100,6 +104,20 @@ def test_in_progress_is_said_by_every_command(run_dir, capsys):
     assert "Ignored nodes/ shard(s) 2" in err
     assert main(["compare", str(run_dir)]) == 0
     assert "still in progress" in capsys.readouterr().err
+    assert len(load_prompt_tokens(run_dir).prompts) == 8 and "still in progress" in load_prompt_tokens(run_dir).run.notes[0]
+
+
+def test_prompt_tokens_of_finished_prompts(run_dir):
+    tokens = load_prompt_tokens(run_dir)
+    assert [p.prompt_id for p in tokens.prompts] == tokens.run.prompts.ids
+    assert {p.domain for p in tokens.prompts} == {"code", "chat"}
+    assert all(p.prompt_ids == (1, 2, 3) and p.output_ids == (4, 5) for p in tokens.prompts)
+    shard = run_dir / "prompts" / "shard-000001.parquet"
+    table = pq.read_table(shard)
+    column = pa.array([None] * table.num_rows, table.schema.field("prompt_ids").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("prompt_ids"), "prompt_ids", column), shard)
+    with pytest.raises(SpecdynError, match="missing \\(null\\) values in prompt_ids"):
+        load_prompt_tokens(run_dir)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -111,6 +129,9 @@ def test_in_progress_is_said_by_every_command(run_dir, capsys):
     (lambda m: {**m, "trees": {"tree": {"spec": "paths:/x.json", "paths": [[0], [0]]}}}, "path [0] is listed twice"),
     (lambda m: {**m, "models": {"draft": "d"}}, "models.draft: expected"),
     (lambda m: [m], "must hold a JSON object"),
+    (lambda m: {**m, "sessions": {"backend": "ray"}}, "sessions must be list or null"),
+    (lambda m: {**m, "sessions": [{"backend": "ray", "workers": "2"}]}, "sessions[0]: unexpected workers = '2'"),
+    (lambda m: {**m, "sessions": [{"backend": "ray"}]}, "sessions[0]: lacks workers, threads_per_worker"),
 ])
 def test_hand_edited_manifest(run_dir, capsys, edit, message):
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -126,8 +147,9 @@ def test_manifest_that_is_not_utf8(run_dir, capsys):
 def test_manifest_round_trip_and_recorded_trees(tmp_path):
     (tmp_path / "code.json").write_text("[[0], [1], [0, 0]]")
     config = RunConfig(tree=f"paths:{tmp_path / 'code.json'}", drafter="lookup", draft="d", target="t")
+    session = Session("ray", 2, 1, 0.5, "auto", "then", ["node-a"], 3, 1, 2)
     manifest = RunManifest(RunStatus.RUNNING, config, "abc", {"target": ModelRecord("t", "sha")}, "then", None,
-                           Counts(1, 2, 3), {"cpus": 2}, {"torch": "x"})
+                           Counts(1, 2, 3), {"cpus": 2}, {"torch": "x"}, [session])
     data = json.dumps(manifest.to_json()).encode()
     (tmp_path / "code.json").write_text("[[0]]")  # the file changed after the run: the manifest's record wins
     again = parse_manifest(data, tmp_path / "manifest.json")
@@ -155,3 +177,66 @@ def test_not_a_run(tmp_path):
         load_run(tmp_path / "none")
     with pytest.raises(SpecdynError, match="not a specdyn run folder"):
         load_run(tmp_path)
+
+
+# ---------------------------------------------------------------- optional record fields
+
+
+def _rewrite(run_dir, table: str, shard: int, change) -> None:
+    path = run_dir / table / f"shard-{shard:06d}.parquet"
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _set(column: str, values):
+    def change(table):
+        index = table.schema.get_field_index(column)
+        if index < 0:
+            return table.append_column(column, values(table.num_rows))
+        return table.set_column(index, column, values(table.num_rows))
+    return change
+
+
+def test_optional_fields_absent_null_or_partial(run_dir):
+    full = load_run(run_dir)
+    assert full.nodes.verify_prob is not None and full.nodes.draft_prob is not None
+    for shard in range(3):  # as recorded before the field existed: no column at all
+        _rewrite(run_dir, "nodes", shard, lambda t: t.drop_columns(["verify_prob"]))
+        _rewrite(run_dir, "steps", shard, lambda t: t.drop_columns([c for c in ["output_pos"] if c in t.column_names]))
+    _rewrite(run_dir, "steps", 0, _set("output_pos", lambda n: pa.array(range(n), pa.int32())))  # one shard
+    run = load_run(run_dir)
+    assert run.nodes.verify_prob is None and run.steps.output_pos is None
+    assert "verify_prob" in run.missing_fields and "output_pos" in run.missing_fields
+    assert any("`output_pos` is recorded in some shards only" in n for n in run.notes)
+    for shard in range(3):  # null throughout: not recorded
+        _rewrite(run_dir, "nodes", shard, _set("draft_target_tv", lambda n: pa.nulls(n, pa.float32())))
+    assert load_run(run_dir).nodes.draft_target_tv is None
+
+
+def test_optional_fields_are_checked_when_present(run_dir):
+    for shard in range(3):
+        _rewrite(run_dir, "steps", shard, _set("output_pos", lambda n: pa.array([0] * n, pa.int32())))
+        _rewrite(run_dir, "nodes", shard, _set("draft_target_tv",
+                                               lambda n: pa.array([float("nan")] * n, pa.float32())))
+    run = load_run(run_dir)  # NaN TV: a drafter without a distribution
+    assert (run.steps.output_pos == 0).all() and np.isnan(run.nodes.draft_target_tv).all()
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([None] + [0.5] * (n - 1), pa.float32())))
+    with pytest.raises(SpecdynError, match="missing \\(null\\) values in draft_target_tv"):
+        load_run(run_dir)
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([1.5] * n, pa.float32())))
+    with pytest.raises(SpecdynError, match="draft_target_tv outside \\[0, 1\\]"):
+        load_run(run_dir)
+    _rewrite(run_dir, "nodes", 1, _set("draft_target_tv", lambda n: pa.array([0.5] * n, pa.float32())))
+    _rewrite(run_dir, "steps", 2, _set("output_pos", lambda n: pa.array([-1] * n, pa.int32())))
+    with pytest.raises(SpecdynError, match="negative step `output_pos`"):
+        load_run(run_dir)
+
+
+def test_read_suite(run_dir):
+    assert read_suite(run_dir) is None
+    (run_dir / "suite.jsonl").write_text(json.dumps({"id": "a", "domain": "chat", "source": "s",
+                                                     "messages": [{"role": "user", "content": "hi"}],
+                                                     "metadata": {"category": "writing"}}) + "\n")
+    assert read_suite(run_dir)[0].metadata == {"category": "writing"}
+    (run_dir / "suite.jsonl").write_text("[]\n")
+    with pytest.raises(SpecdynError, match="suite.jsonl line 1"):
+        read_suite(run_dir)

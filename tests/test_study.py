@@ -17,7 +17,7 @@ from specdyn.rundir.reader import read_records
 from specdyn.suites import Prompt, write_suite
 from tiny import save_tiny_pair
 
-FLOATS = ("draft_prob", "draft_entropy", "target_prob", "target_entropy", "accept_prob")
+FLOATS = ("draft_prob", "draft_entropy", "target_prob", "target_entropy", "accept_prob", "verify_prob")
 TIMES = ("draft_seconds", "verify_seconds", "seconds")
 
 
@@ -89,20 +89,25 @@ def test_batched_equals_unbatched(reference, pair, suite, tmp_path):
     assert_same_records(tables(reference), tables(out))
 
 
-def test_resume_after_kill_9(reference, pair, suite, tmp_path):
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "specdyn.cli", *run_args(pair, suite, out, "--batch-size", "1")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_mid_run(args: list[str], out, after: int = 3) -> None:
+    """Start `specdyn ARGS` in a subprocess and SIGKILL it once ``after`` prompts are flushed to ``out``."""
+    proc = subprocess.Popen([sys.executable, "-m", "specdyn.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         shards = list((out / "prompts").glob("shard-*.parquet")) if (out / "prompts").exists() else []
-        if len(shards) >= 3:
+        if len(shards) >= after:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+
+
+def test_resume_after_kill_9(reference, pair, suite, tmp_path):
+    out = tmp_path / "killed"
+    kill_mid_run(run_args(pair, suite, out, "--batch-size", "1"), out)
     assert main(run_args(pair, suite, out, "--batch-size", "1")) == 0
     assert_same_records(tables(reference), tables(out))
     ids = tables(out)["prompts"]["prompt_id"].to_pylist()

@@ -199,7 +199,7 @@ def test_lone_surrogate_is_refused_by_show_and_run_before_anything_loads(tmp_pat
     assert main(["suite", "show", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "line 1: domain holds '\\ud800'" in err
-    monkeypatch.setattr("specdyn.study.load_models", lambda config: pytest.fail("a model loaded"))
+    monkeypatch.setattr("specdyn.executors.worker.load_models", lambda *a: pytest.fail("a model loaded"))
     assert main(["run", "--suite", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert "line 1: domain holds" in capsys.readouterr().err and not (tmp_path / "run").exists()
     with pytest.raises(SpecdynError, match="prompt 1: message 1 content holds"):

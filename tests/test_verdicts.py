@@ -160,7 +160,7 @@ def test_not_comparable_keeps_the_numbers():
     marked = not_comparable(literal, ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"))
     assert marked.verdict is Verdict.NOT_COMPARABLE and marked.values["computed_verdict"] == "holds"
     assert marked.values["evidence"] == literal.values["evidence"] and "not the study's" in marked.summary
-    assert marked.to_dict()["verdict"] == "not comparable"
+    assert marked.to_json()["verdict"] == "not comparable"
 
 
 @pytest.mark.parametrize("draft,target,same", [

@@ -13,7 +13,7 @@ from specdyn.errors import SpecdynError
 from specdyn.safetext import visible
 
 # Each module defines `add_parser(subparsers)` (registering its sub-command with `func=run`).
-COMMAND_MODULES = ["decode", "suite", "run", "report", "budget", "compare"]
+COMMAND_MODULES = ["decode", "suite", "run", "sweep", "report", "budget", "compare", "distill"]
 
 
 def build_parser() -> argparse.ArgumentParser:

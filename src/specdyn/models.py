@@ -439,6 +439,17 @@ def _locate(name: str) -> tuple[str | Path, str]:
     return name, ""
 
 
+def peek_weights_id(name: str) -> str:
+    """The ``weights_id`` that :func:`load_model` reports for ``name``, found without assembling,
+    converting or loading anything (for checks that must run before a model loads)."""
+    source = classify(name)
+    if source is Source.REGISTRY:
+        return REGISTRY[name].sha256
+    if source is Source.FOLDER:
+        return _folder_id(Path(name).expanduser().resolve())
+    return _hub_id(name)
+
+
 def load_model(name_or_path: str, dtype: str = "bfloat16", device: str | None = None) -> LoadedModel:
     """Load a registry model, local folder or hub id for decoding (eval mode, on `device`)."""
     torch_dtype, dev = parse_dtype(dtype), resolve_device(device)

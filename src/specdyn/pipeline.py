@@ -3,19 +3,23 @@ and proposers built from spec objects."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from specdyn.config import DecodeConfig
-from specdyn.engine import SpeculativeDecoder
+from specdyn.engine import GenerationResult, PromptInput, SpeculativeDecoder
 from specdyn.engine.adaptive import AdaptiveProposer, adaptive_costs
 from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
 from specdyn.errors import SpecdynError
-from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, resolve_name
+from specdyn.adapter_spec import check_adapter_base
+from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, peek_weights_id, resolve_name
 from specdyn.specs import (
-    AdaptiveTree, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, TreeSpec, check_drafter_tree,
+    AdaptiveTree, Children, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, Sampling, TreeSpec,
+    check_children, check_drafter_tree,
 )
+
+SAMPLE_BATCH = 4  # samples of one prompt decoded together (their draws do not depend on it)
 
 
 def encode_messages(tokenizer, messages: list[dict], prompt_id: str = "the prompt") -> list[int]:
@@ -79,10 +83,12 @@ def _check_early_exit(drafter: EarlyExitDrafter, target: ModelLimits | None) -> 
 
 
 def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel,
-                   batch: int = 1) -> Proposer:
-    """The proposer that ``drafter`` makes for ``tree`` (``batch``: the batch size it will mostly decode at,
-    for the startup cost measurement of an adaptive tree without a profile cost model)."""
+                   children: Children = Children.TOPK, sampling: Sampling = Sampling(), batch: int = 1) -> Proposer:
+    """The proposer that ``drafter`` makes for ``tree`` (children drawn from the draft under ``sampling``
+    when ``children`` is SAMPLED; ``batch``: the batch size it will mostly decode at, for the startup cost
+    measurement of an adaptive tree without a profile cost model)."""
     check_drafter_tree(drafter, tree)
+    check_children(children, drafter, tree, sampling)
     if isinstance(drafter, LookupDrafter):
         return PromptLookupProposer(tree.shape, max_ngram=drafter.ngram)
     model = early_exit_model(target.model, drafter.layers) if isinstance(drafter, EarlyExitDrafter) else draft.model
@@ -90,28 +96,60 @@ def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | No
         return DynamicDraftProposer(model, tree)
     if isinstance(tree, AdaptiveTree):
         return AdaptiveProposer(model, tree, adaptive_costs(tree, model, target.model, [1, batch]))
-    return DraftModelProposer(model, tree.shape)
+    return DraftModelProposer(model, tree.shape, children, sampling)
 
 
 def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: LoadedModel,
                   tree: TreeSpec | None = None) -> SpeculativeDecoder:
-    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own)."""
-    proposer = build_proposer(config.drafter, tree or config.tree, draft, target, getattr(config, "batch_size", 1))
-    return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens)
+    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own):
+    its sampling setting, children and seed included."""
+    proposer = build_proposer(config.drafter, tree or config.tree, draft, target, config.children, config.sampling,
+                              getattr(config, "batch_size", 1))
+    return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens,
+                              sampling=config.sampling, seed=config.seed)
+
+
+def check_adapter(config: DecodeConfig) -> None:
+    """Before any weights load: the draft adapter, if any, was trained on the configured draft's weights."""
+    if config.draft_adapter is not None:
+        check_adapter_base(config.draft_adapter, config.draft, peek_weights_id(config.draft))
 
 
 def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
     """(draft, target) LoadedModels for ``config``, after :func:`check_limits` for ``trees`` (default: the
-    config's tree); draft is None when the drafter needs no draft model."""
+    config's tree) and :func:`check_adapter`; draft is None when the drafter needs no draft model, and
+    has the config's adapter merged when there is one."""
     check_limits(config, trees or [config.tree])
-    if config.drafter.uses_draft_model:
-        return load_pair(config.draft, config.target, config.dtype, config.device)
-    return None, load_model(config.target, config.dtype, config.device)
+    check_adapter(config)
+    if not config.drafter.uses_draft_model:
+        return None, load_model(config.target, config.dtype, config.device)
+    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    if config.draft_adapter is not None:
+        from specdyn.distill.adapter import apply_adapter
+
+        draft = apply_adapter(draft, config.draft_adapter)
+    return draft, target
 
 
 def context_limit(draft: LoadedModel | None, target: LoadedModel) -> int:
     """The longest sequence both models accept."""
     return min(m.max_context for m in (draft, target) if m is not None)
+
+
+def sample_id(index: int) -> str:
+    """The prompt id of sample ``index`` of one prompt: with the seed, it seeds the sample's random draws."""
+    return f"sample-{index}"
+
+
+def in_order(results: Iterable[GenerationResult], ids: Iterable[str]) -> Iterator[GenerationResult]:
+    """``results`` (in the order they finish) in the order of ``ids``, each as soon as all before it are out."""
+    waiting, ids = {}, iter(ids)
+    wanted = next(ids, None)
+    for result in results:
+        waiting[result.prompt_id] = result
+        while wanted in waiting:
+            yield waiting.pop(wanted)
+            wanted = next(ids, None)
 
 
 class TextDecoder:
@@ -120,6 +158,8 @@ class TextDecoder:
     >>> dec = TextDecoder(DecodeConfig(tree="static:depth=3,branch=2"))   # loads the default pair
     >>> res = dec.generate("Write a haiku about caches.")
     >>> res.text, res.output_ids, res.accepted, res.nodes[:3]
+    >>> hot = TextDecoder(DecodeConfig(temperature=0.7, top_p=0.95, seed=1))
+    >>> [r.text for r in hot.generate_samples("Name a prime.", samples=3)]   # three independent samples
     """
 
     def __init__(self, config: DecodeConfig | None = None):
@@ -127,11 +167,24 @@ class TextDecoder:
         self.draft, self.target = load_models(self.config)
         self.decoder = build_decoder(self.config, self.draft, self.target)
 
-    def generate(self, prompt: str, raw: bool = False):
+    def generate(self, prompt: str, raw: bool = False) -> GenerationResult:
+        """One decoding of ``prompt``: sample 0 (the same result as the first of :meth:`generate_samples`)."""
+        return next(self.generate_samples(prompt, 1, raw))
+
+    def generate_samples(self, prompt: str, samples: int, raw: bool = False) -> Iterator[GenerationResult]:
+        """``samples`` decodings of ``prompt``, in order, with prompt ids ``sample-0``, ``sample-1``, ...: each
+        draws from its own stream, seeded by (config seed, its id), so they are independent and reproducible
+        (identical at temperature 0). Up to :data:`SAMPLE_BATCH` are decoded together."""
+        ids = self._encode(prompt, raw)
+        inputs = (PromptInput(sample_id(i), ids) for i in range(samples))  # lazily: K may be large
+        results = self.decoder.generate_many(inputs, batch_size=SAMPLE_BATCH)
+        for result in in_order(results, map(sample_id, range(samples))):
+            result.text = self.target.tokenizer.decode(result.output_ids, skip_special_tokens=True)
+            yield result
+
+    def _encode(self, prompt: str, raw: bool) -> list[int]:
         tok = self.target.tokenizer
         ids = encode_raw(tok, prompt) if raw else encode_messages(tok, [{"role": "user", "content": prompt}])
         check_fits(ids, self.config.max_new_tokens, context_limit(self.draft, self.target),
                    tree_depth=self.config.tree.max_depth)
-        result = self.decoder.generate(ids)
-        result.text = tok.decode(result.output_ids, skip_special_tokens=True)
-        return result
+        return ids

@@ -27,8 +27,10 @@ class Profile:
     """What a profile run contributes: its identity, its acceptance counts pooled over domains, its costs.
 
     ``trials[d][r]`` / ``accepted[d][r]``: nodes of depth d + 1 and rank r whose parent the acceptance walk
-    reached, and how many of them were accepted (every domain of the run together). ``costs``: the run's
-    ``costs.json`` (parsed JSON) or None; only its digest ``costs_sha256`` is recorded."""
+    reached, and how many of them were accepted (every domain of the run together). ``sampling``: the
+    setting the run decoded with (:func:`~specdyn.sampling_spec.setting_label`; acceptance depends on it).
+    ``costs``: the run's ``costs.json`` (parsed JSON) or None; only its digest ``costs_sha256`` is recorded,
+    and the data travels inside the tree spec (to Ray workers too), never re-read from ``path``."""
 
     path: str
     suite_sha256: str | None
@@ -38,6 +40,7 @@ class Profile:
     trials: tuple[tuple[int, ...], ...]
     accepted: tuple[tuple[int, ...], ...]
     costs_sha256: str | None = None
+    sampling: str | None = None
     costs: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def rank_counts(self, rank: int) -> tuple[int, int]:
@@ -46,7 +49,7 @@ class Profile:
         return sum(t for t, _ in pairs), sum(a for _, a in pairs)
 
     def to_json(self) -> dict:
-        keys = ("path", "suite_sha256", "config_sha256", "draft", "target", "costs_sha256")
+        keys = ("path", "suite_sha256", "config_sha256", "draft", "target", "costs_sha256", "sampling")
         return {k: getattr(self, k) for k in keys} | {"trials": [list(t) for t in self.trials],
                                                      "accepted": [list(a) for a in self.accepted]}
 
@@ -56,7 +59,7 @@ class Profile:
         try:
             grids = {k: tuple(tuple(int(x) for x in row) for row in data[k]) for k in ("trials", "accepted")}
             return cls(str(data["path"]), data["suite_sha256"], str(data["config_sha256"]), str(data["draft"]),
-                       str(data["target"]), costs_sha256=data.get("costs_sha256"), **grids)
+                       str(data["target"]), costs_sha256=data.get("costs_sha256"), sampling=data.get("sampling"), **grids)
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecdynError(f"{origin}: malformed adaptive-tree profile ({type(exc).__name__}: {exc})") from None
 

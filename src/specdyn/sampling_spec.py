@@ -38,6 +38,11 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @property
+    def label(self) -> str:
+        """Short text for tables and messages: ``greedy`` or ``T 0.7, top-p 0.95``."""
+        return "greedy" if self.greedy else f"T {self.temperature:g}, top-p {self.top_p:g}"
+
 
 def _real(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
@@ -53,6 +58,26 @@ class Children(Enum):
 
     TOPK = "topk"
     SAMPLED = "sampled"
+
+    @property
+    def text(self) -> str:
+        """The canonical text (``--children``, TOML, manifest)."""
+        return self.value
+
+
+def setting_label(sampling: Sampling, children: Children) -> str:
+    """What a run's acceptance depends on besides its models and tree, for tables and notes: ``greedy``, or
+    e.g. ``T 0.7, top-p 0.95`` (plus ``, drawn children`` for sampled children)."""
+    return sampling.label + (", drawn children" if children is Children.SAMPLED else "")
+
+
+def parse_children(text: str) -> Children:
+    """``topk`` or ``sampled`` (``--children``)."""
+    try:
+        return Children(text.strip())
+    except ValueError:
+        known = " or ".join(c.value for c in Children)
+        raise SpecdynError(f"--children must be {known}, got {text!r}") from None
 
 
 def row_seed(seed: int, prompt_id: str) -> int:

@@ -1,5 +1,7 @@
 """Typed specifications, parsed once at the boundary: draft trees (``--tree``), drafters (``--drafter``) and
-per-domain tree folders (``--domain-trees``). Pure Python (no torch): the config, the run manifest, the
+per-domain tree folders (``--domain-trees``), and the sampling setting (``--temperature``, ``--top-p``,
+``--children``: :class:`Sampling` and :class:`Children`, defined in :mod:`specdyn.sampling_spec` and
+re-exported here). Pure Python (no torch): the config, the run manifest, the
 engine and the analyses all pass these objects around; nothing downstream parses a spec string again.
 
 A spec's text is ``kind`` or ``kind:key=value,...``. Every kind is a frozen dataclass whose ``text`` is its
@@ -28,6 +30,7 @@ from typing import ClassVar
 from specdyn.errors import SpecdynError
 from specdyn.files import read_text
 from specdyn.prior import AcceptancePrior, Profile, resolve_prior
+from specdyn.sampling_spec import Children, Sampling, parse_children  # the sampling family, re-exported here
 
 MAX_TREE_NODES = 1024  # verifying n nodes computes n + 1 rows of logits over the vocabulary (and an n x (context + n) mask)
 MAX_RANK = 255  # sibling ranks index the draft's top-k: below this in paths files, topk and branch at most this
@@ -381,12 +384,14 @@ def tree_from_record(record: object, origin: str) -> TreeSpec:
 
 
 class DrafterSpec(KeyValueSpec):
-    """What every drafter kind says: whether it runs the ``--draft`` model (else none is loaded) and
-    whether it can draft dynamic trees."""
+    """What every drafter kind says: whether it runs the ``--draft`` model (else none is loaded), whether
+    it can draft dynamic trees, and whether it has a distribution to draw children from
+    (``--children sampled``)."""
 
     FAMILY: ClassVar[str] = "drafter"
     uses_draft_model: ClassVar[bool] = False
     takes_dynamic_trees: ClassVar[bool] = True
+    draws_children: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -406,6 +411,7 @@ class LookupDrafter(DrafterSpec):
     KIND: ClassVar[str] = "lookup"
     HELP: ClassVar[str] = "lookup[:ngram=N] (prompt lookup, no draft model)"
     takes_dynamic_trees: ClassVar[bool] = False
+    draws_children: ClassVar[bool] = False
     ngram: int = arg(high=MAX_NGRAM, default=3)
 
 
@@ -427,10 +433,32 @@ def parse_drafter(spec: str) -> DrafterSpec:
     return _parse_kv(spec, DRAFTER_KINDS, "drafter", DRAFTER_HELP)
 
 
+def _chosen_kind(tree: TreeSpec) -> str:
+    """"a dynamic one", "an adaptive one": a tree kind without a static shape, for messages."""
+    return f"{'an' if tree.KIND[0] in 'aeiou' else 'a'} {tree.KIND} one"
+
+
 def check_drafter_tree(drafter: DrafterSpec, tree: TreeSpec) -> None:
     """Refuse a drafter that cannot draft this kind of tree."""
     if tree.shape is None and not drafter.takes_dynamic_trees:
-        raise SpecdynError(f"the {drafter.KIND} drafter takes a static or paths tree, not a dynamic one ({tree.text})")
+        raise SpecdynError(f"the {drafter.KIND} drafter takes a static or paths tree, not {_chosen_kind(tree)} ({tree.text})")
+
+
+def check_children(children: Children, drafter: DrafterSpec, tree: TreeSpec, sampling: Sampling) -> None:
+    """Refuse children drawn from the draft where nothing can be drawn: at temperature 0, from a drafter
+    without a distribution (prompt lookup), or in a dynamic tree (whose cut would bias the draws) or an
+    adaptive one (whose beliefs learn from top-ranked children)."""
+    if children is not Children.SAMPLED:
+        return
+    if sampling.greedy:
+        raise SpecdynError("--children sampled draws children at temperature > 0; set --temperature above 0 "
+                           "or use --children topk")
+    if not drafter.draws_children:
+        raise SpecdynError(f"--children sampled needs a drafter with a distribution; the {drafter.KIND} drafter "
+                           "has none (use --children topk)")
+    if tree.shape is None:
+        raise SpecdynError(f"--children sampled takes a static or paths tree, not {_chosen_kind(tree)} ({tree.text}); "
+                           f"{tree.KIND} trees choose their children deterministically (use --children topk)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from tqdm import tqdm
 from specdyn.config import RunConfig
 from specdyn.engine import PromptInput
 from specdyn.errors import SpecdynError
-from specdyn.models import LoadedModel
-from specdyn.pipeline import build_decoder, check_fits, context_limit, encode_messages, load_models, resolve_models
+from specdyn.execution import IN_PROCESS, Execution, Session
+from specdyn.executors import open_executor
+from specdyn.executors.worker import Executor, Work
+from specdyn.pipeline import resolve_models
 from specdyn.rundir.manifest import ModelRecord, RunManifest, RunStatus
 from specdyn.rundir.writer import FinishedPrompt, RunWriter
 from specdyn.safetext import visible
@@ -111,6 +113,8 @@ def _difference(old: RunManifest, new: RunManifest) -> str:
     keys = sorted(k for k, v in (b["config"] or {}).items() if (a["config"] or {}).get(k) != v)
     if keys:
         return ", ".join(keys)
+    if a["draft_adapter"] != b["draft_adapter"]:
+        return "the draft adapter's contents (adapter id)"
     if a["trees"] == b["trees"]:
         return "the suite's prompts"
     profiles = [(t or {}).get("tree", {}).get("profile") for t in (a["trees"], b["trees"])]
@@ -159,8 +163,23 @@ def tree_groups(config: RunConfig, prompts: list[Prompt]) -> list[TreeGroup]:
     return [TreeGroup(config.tree_for(d), group) for d, group in by_domain(prompts).items()]
 
 
-def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
+@dataclass
+class Plan:
+    """What a run decodes: the suite in file order, its tree groups, every prompt's token ids."""
+
+    prompts: list[Prompt]
+    groups: list[TreeGroup]
+    inputs: dict[str, PromptInput]
+
+    def work(self, finished: set[str]) -> list[Work]:
+        """The unfinished prompts of each group, in decoding order (group i decodes with tree i)."""
+        return [Work(i, [self.inputs[p.id] for p in g.prompts if p.id not in finished])
+                for i, g in enumerate(self.groups)]
+
+
+def run_study(config: RunConfig, out: str | Path, quiet: bool = False, execution: Execution = IN_PROCESS) -> Path:
     """Decode every unfinished prompt of the suite into the run folder ``out``; return its path.
+    ``execution``: in this process (default) or on Ray workers; this process is the folder's only writer.
 
     Nothing is written until the suite, the folder, the models' limits, the models and every prompt have
     been checked and the decoders built."""
@@ -171,23 +190,30 @@ def run_study(config: RunConfig, out: str | Path, quiet: bool = False) -> Path:
     writer.check_writable()
     fresh = new_manifest(config, prompts)
     manifest = check_resumable(writer, fresh) or fresh
-    draft, target = load_models(config, [g.tree for g in groups])
-    manifest = _with_models(writer, manifest, draft, target)
-    inputs = encode_suite(config, prompts, draft, target, groups)
-    decoders = [build_decoder(config, draft, target, g.tree) for g in groups]
-    with writer.lock():
-        writer.write_manifest(replace(manifest, status=RunStatus.RUNNING, finished=None))
-        finished = writer.open()
-        writer.write_suite(dumps_suite(prompts))
-        todo = [[inputs[p.id] for p in g.prompts if p.id not in finished] for g in groups]
-        _decode_all(config, writer, zip(decoders, todo), _meta(prompts), target, (len(finished), len(prompts)), quiet)
-        writer.write_manifest(replace(manifest, status=RunStatus.COMPLETE, finished=_now(), counts=writer.counts()))
+    with open_executor(execution, config, [g.tree for g in groups]) as executor:
+        manifest = _with_models(writer, manifest, executor.info.models)
+        plan = Plan(prompts, groups, executor.encode(prompts))
+        with writer.lock():
+            session = Session.of(execution, executor.info.threads, _now())
+            manifest = replace(manifest, sessions=[*manifest.sessions, session])
+            _record(writer, manifest, executor, plan, quiet)
+            writer.write_manifest(replace(manifest, status=RunStatus.COMPLETE, finished=_now(), counts=writer.counts()))
     return writer.root
 
 
-def _with_models(writer: RunWriter, manifest: RunManifest, *loaded: LoadedModel | None) -> RunManifest:
+def _record(writer: RunWriter, manifest: RunManifest, executor: Executor, plan: Plan, quiet: bool) -> None:
+    """In the locked folder: mark the run running, drop unfinished shards, then write every unfinished
+    prompt's records as the executor yields them; the session (the manifest's last) counts them."""
+    writer.write_manifest(replace(manifest, status=RunStatus.RUNNING, finished=None))
+    finished = writer.open()
+    writer.write_suite(dumps_suite(plan.prompts))
+    results = executor.decode(plan.work(finished))
+    written = _decode_all(writer, results, _meta(plan.prompts), (len(finished), len(plan.prompts)), quiet)
+    manifest.sessions[-1].record(written, executor.stats)
+
+
+def _with_models(writer: RunWriter, manifest: RunManifest, models: dict[str, ModelRecord]) -> RunManifest:
     """``manifest`` naming the loaded weights; a resumed run must have been made with the same ones."""
-    models = {role: ModelRecord(m.name, m.weights_id) for role, m in zip(("draft", "target"), loaded) if m is not None}
     if manifest.models and manifest.models != models:
         raise SpecdynError(f"{writer.root} was made with other model weights; use another --out")
     return replace(manifest, models=models)
@@ -197,29 +223,18 @@ def _meta(prompts: list[Prompt]) -> dict[str, Prompt]:
     return {p.id: p for p in prompts}
 
 
-def encode_suite(config: RunConfig, prompts: list[Prompt], draft, target, groups: list[TreeGroup]) -> dict[str, PromptInput]:
-    """Token ids of every prompt (target chat template), each checked against the context length."""
-    context = context_limit(draft, target)
-    depth = max(g.tree.max_depth for g in groups)
-    inputs = {}
-    for p in prompts:
-        ids = encode_messages(target.tokenizer, p.messages, p.id)
-        check_fits(ids, config.max_new_tokens, context, p.id, tree_depth=depth)
-        inputs[p.id] = PromptInput(p.id, ids)
-    return inputs
-
-
-def _decode_all(config, writer: RunWriter, work, meta: dict[str, Prompt], target, progress, quiet) -> None:
-    tok = target.tokenizer
+def _decode_all(writer: RunWriter, results, meta: dict[str, Prompt], progress, quiet) -> int:
+    """Write every result as it comes (one shard per prompt) under one progress bar; return the count."""
     live = LiveStats.empty()
     done, total = progress
     bar = tqdm(total=total, initial=done, unit="prompt", disable=quiet, dynamic_ncols=True, file=sys.stderr)
-    for decoder, todo in work:
-        for result in decoder.generate_many(todo, batch_size=config.batch_size):
-            result.text = tok.decode(result.output_ids, skip_special_tokens=True)
-            prompt = meta[result.prompt_id]
-            writer.append([FinishedPrompt(result, prompt.domain, prompt.source)])
-            live.add(prompt.domain, result)
-            bar.set_postfix_str(live.line(), refresh=False)
-            bar.update(1)
+    written = 0
+    for result in results:
+        prompt = meta[result.prompt_id]
+        writer.append([FinishedPrompt(result, prompt.domain, prompt.source)])
+        live.add(prompt.domain, result)
+        bar.set_postfix_str(live.line(), refresh=False)
+        bar.update(1)
+        written += 1
     bar.close()
+    return written

@@ -77,8 +77,12 @@ def acceptance_vectors(run: RunData, min_observations: int = DEFAULT_MIN_OBSERVA
 
     Raises :class:`SpecdynError` when a domain has fewer than ``min_observations`` parent-accepted nodes
     of rank 0; higher ranks with fewer observations are left out of ``p`` (see ``usable``)."""
-    domain = run.node_domain()
-    return {name: _vector(run, name, domain == run.domains.index(name), min_observations) for name in sorted(run.domains)}
+    return {name: domain_acceptance(run, name, min_observations) for name in sorted(run.domains)}
+
+
+def domain_acceptance(run: RunData, name: str, min_observations: int = DEFAULT_MIN_OBSERVATIONS) -> AcceptanceVector:
+    """The :class:`AcceptanceVector` of domain ``name`` of ``run`` (same rules as :func:`acceptance_vectors`)."""
+    return _vector(run, name, run.node_domain() == run.domains.index(name), min_observations)
 
 
 def pooled_vector(run: RunData, min_observations: int = DEFAULT_MIN_OBSERVATIONS) -> AcceptanceVector:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specdyn.budget.drafters import RunDrafter
 from specdyn.budget.measured import DomainStats, PromptThroughput, domain_stats, per_prompt_throughput
 from specdyn.budget.output import BUDGET_DIR, BUDGET_FILE
 from specdyn.budget.sequoia import expected_accepted
@@ -17,14 +18,15 @@ from specdyn.defaults import DEFAULT_DRAFTER, DEFAULT_TREE
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 from specdyn.safetext import markdown
-from specdyn.specs import AdaptiveTree, PathsTree, TreeSpec
+from specdyn.sampling_spec import setting_label
+from specdyn.specs import AdaptiveTree, Children, PathsTree, Sampling, TreeSpec
 from specdyn.stats import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 
 
 class TreeRole(Enum):
     """How a run's tree relates to a domain."""
 
-    DEFAULT = "default"  # the default static tree with the model drafter
+    DEFAULT = "default"  # the default static tree with the model drafter and the base draft (no adapter)
     RECOMMENDED = "recommended"  # `specdyn budget`'s tree for this very domain
     RECOMMENDED_ELSEWHERE = "recommended for another domain"
     GLOBAL = "global"  # `specdyn budget --global`'s one tree for every domain
@@ -34,7 +36,8 @@ class TreeRole(Enum):
 
 ROLE_NAMES = {TreeRole.DEFAULT: "the default", TreeRole.RECOMMENDED: "the recommended tree",
               TreeRole.GLOBAL: "the global tree", TreeRole.ADAPTIVE: "the adaptive tree"}
-# The pairs compared with a paired bootstrap whenever a domain has runs of both roles (the first is `a`).
+# The pairs compared with a (paired) bootstrap whenever a domain has runs of both roles under one sampling setting
+# (the first is `a`).
 GAIN_PAIRS = [(TreeRole.RECOMMENDED, TreeRole.DEFAULT), (TreeRole.GLOBAL, TreeRole.DEFAULT),
               (TreeRole.ADAPTIVE, TreeRole.DEFAULT), (TreeRole.ADAPTIVE, TreeRole.GLOBAL),
               (TreeRole.ADAPTIVE, TreeRole.RECOMMENDED)]
@@ -43,7 +46,8 @@ GAIN_PAIRS = [(TreeRole.RECOMMENDED, TreeRole.DEFAULT), (TreeRole.GLOBAL, TreeRo
 @dataclass
 class RunEntry:
     """One run on one domain. ``predicted_accepted``: expected accepted drafted tokens per step of the
-    run's tree under the acceptance vector of a ``budget.json`` (``prediction_source``), bonus not counted."""
+    run's tree under the acceptance vector of a ``budget.json`` (``prediction_source``), bonus not counted.
+    ``sampling`` and ``children``: how the run sampled (greedy by default)."""
 
     label: str
     tree: str
@@ -53,7 +57,19 @@ class RunEntry:
     stats: DomainStats
     predicted_accepted: float | None = None
     prediction_source: str | None = None
+    sampling: Sampling = Sampling()
+    children: Children = Children.TOPK
     throughput: dict[str, PromptThroughput] = field(default_factory=dict, repr=False)
+
+    @property
+    def setting(self) -> tuple[Sampling, Children]:
+        """What a run's acceptance depends on besides its tree: runs compare fairly only within one setting."""
+        return self.sampling, self.children
+
+    @property
+    def sampling_text(self) -> str:
+        """``greedy``, or e.g. ``T 0.7, top-p 0.95`` (plus ``, drawn children`` for sampled children)."""
+        return setting_label(self.sampling, self.children)
 
 
 @dataclass
@@ -75,7 +91,8 @@ class Gain:
 @dataclass
 class DomainComparison:
     """All runs on one domain, fastest measured first, with the plain-language verdict. ``gains``: every
-    pair of :data:`GAIN_PAIRS` present (``recommended_vs_default`` is the first of them, or None)."""
+    pair of :data:`GAIN_PAIRS` present under one sampling setting (``recommended_vs_default`` is the first
+    of them, or None)."""
 
     domain: str
     entries: list[RunEntry]
@@ -129,9 +146,10 @@ def run_entry(run: RunData, label: str, domain: str) -> RunEntry:
     config = run.manifest.require_config(label)
     tree = config.tree_for(domain)
     doc = _budget_doc(run, tree)
-    entry = RunEntry(label, tree.text, config.drafter.text, config.batch_size,
-                     _role(tree, config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
-                     throughput=per_prompt_throughput(run, domain))
+    drafter = RunDrafter.of(config)
+    entry = RunEntry(label, tree.text, drafter.text, config.batch_size,
+                     _role(tree, drafter.is_base and config.drafter == DEFAULT_DRAFTER, domain, doc), domain_stats(run, domain),
+                     sampling=config.sampling, children=config.children, throughput=per_prompt_throughput(run, domain))
     vec = doc.domain(domain).get("acceptance") if doc else None
     if isinstance(vec, dict) and tree.shape is not None:
         entry.predicted_accepted = expected_accepted(tree.shape, vec["p"])
@@ -172,22 +190,33 @@ def _gain_text(g: Gain) -> str:
 
 def _verdict(domain: str, entries: list[RunEntry], gains: list[Gain]) -> list[str]:
     top = entries[0]
-    lines = [f"Fastest on {domain}: {top.label} ({top.tree}) at {top.stats.tokens_per_second:.2f} tokens/s."]
+    lines = [f"Fastest on {domain}: {top.label} ({top.tree}, {top.sampling_text}) at {top.stats.tokens_per_second:.2f} tokens/s."]
     roles = {e.role for e in entries}
     if TreeRole.RECOMMENDED not in roles:
         lines.append(f"No run here used the tree recommended for {domain}.")
     elif TreeRole.DEFAULT not in roles:
         lines.append(f"No run here used the default tree ({DEFAULT_TREE.text}), so the recommendation is not compared with it.")
+    compared = {(TreeRole(g.a_role), TreeRole(g.b_role)) for g in gains}
+    lines += [f"No run here used {ROLE_NAMES[b]} with the same sampling setting as a run of {ROLE_NAMES[a]}, so the two "
+              "are not compared." for a, b in GAIN_PAIRS if {a, b} <= roles and (a, b) not in compared]
     return lines + [f"On {domain}, " + _gain_text(g) for g in gains]
 
 
+def _fastest_pair(ranked: list[RunEntry], a: TreeRole, b: TreeRole) -> tuple[RunEntry, RunEntry] | None:
+    """The fastest run of role ``a`` that has a run of role ``b`` with the same sampling setting, and the
+    fastest such run of ``b`` (acceptance, hence speed, depends on the setting)."""
+    for first in (e for e in ranked if e.role is a):
+        same = [e for e in ranked if e.role is b and e.setting == first.setting]
+        if same:
+            return first, same[0]
+    return None
+
+
 def role_gains(ranked: list[RunEntry]) -> list[Gain]:
-    """The :class:`Gain` of every pair of :data:`GAIN_PAIRS` present, between the fastest run of each role."""
-    fastest = {}
-    for e in ranked:
-        fastest.setdefault(e.role, e)
-    pairs = [(a, b) for a, b in GAIN_PAIRS if a in fastest and b in fastest]
-    return [replace(bootstrap_gain(fastest[a], fastest[b]), a_role=a.value, b_role=b.value) for a, b in pairs]
+    """The :class:`Gain` of every pair of :data:`GAIN_PAIRS` that has runs of one sampling setting (see
+    :func:`_fastest_pair`), in that order."""
+    pairs = ((a, b, _fastest_pair(ranked, a, b)) for a, b in GAIN_PAIRS)
+    return [replace(bootstrap_gain(*p), a_role=a.value, b_role=b.value) for a, b, p in pairs if p]
 
 
 def compare_domain(domain: str, entries: list[RunEntry]) -> DomainComparison:
@@ -215,14 +244,18 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
     """Markdown: one ranked table per domain plus the verdict lines."""
     out = ["# specdyn compare", "",
            "acc/step: drafted tokens accepted per step, bonus not counted; +bonus adds the target's bonus token "
-           "(tau). local: node-local greedy acceptance. tokens/s: generated tokens / prompt wall seconds. "
-           "predicted: expected acc/step of the run's tree under a budget.json acceptance vector.", ""]
-    head = "| # | run | drafter | tree | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s | predicted acc/step |"
+           "(tau). local: node-local acceptance (the verifier's decision at each node: the target's argmax when greedy, "
+           "a random draw when sampling). sampling: temperature and top-p (greedy = temperature 0). tokens/s: "
+           "generated tokens / prompt wall seconds. predicted: expected acc/step of the run's tree under a budget.json "
+           "acceptance vector.", ""]
+    head = ("| # | run | drafter | tree | sampling | role | nodes/step | steps | acc/step | acc/step +bonus | local | tokens/s "
+            "| predicted acc/step |")
     for c in comparisons:
-        out += [f"## {markdown(c.domain)}", "", head, "|" + "---|" * 12]
+        out += [f"## {markdown(c.domain)}", "", head, "|" + "---|" * 13]
         for i, e in enumerate(c.entries, 1):
             s = e.stats
-            out.append(f"| {i} | {markdown(e.label)} | {markdown(e.drafter)} | {markdown(e.tree)} | {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
+            out.append(f"| {i} | {markdown(e.label)} | {markdown(e.drafter)} | {markdown(e.tree)} | {e.sampling_text} "
+                       f"| {e.role.value} | {s.nodes_per_step:.1f} | {s.steps} "
                        f"| {s.accepted_per_step:.3f} | {s.accepted_per_step + 1:.3f} | {s.local_acceptance:.3f} "
                        f"| {s.tokens_per_second:.2f} | {_cell(e.predicted_accepted)} |")
         out += [""] + [markdown(line) for line in c.verdict] + [""]
@@ -230,12 +263,18 @@ def to_markdown(comparisons: list[DomainComparison]) -> str:
 
 
 def to_json(comparisons: list[DomainComparison]) -> str:
+    return json.dumps(json_doc(comparisons), indent=2)
+
+
+def json_doc(comparisons: list[DomainComparison]) -> dict:
+    """The comparison as a JSON-ready dict (``{"domains": [...]}``)."""
     def entry(e: RunEntry) -> dict:
         d = {k: v for k, v in asdict(e).items() if k != "throughput"}
-        return d | {"role": e.role.value, "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
+        return d | {"role": e.role.value, "children": e.children.value,
+                    "accepted_per_step_with_bonus": e.stats.accepted_per_step + 1}
 
     doc = [{"domain": c.domain, "runs": [entry(e) for e in c.entries], "verdict": c.verdict,
             "recommended_vs_default": asdict(c.recommended_vs_default) if c.recommended_vs_default else None,
             "gains": [asdict(g) for g in c.gains]}
            for c in comparisons]
-    return json.dumps({"domains": doc}, indent=2)
+    return {"domains": doc}

@@ -12,7 +12,7 @@
   differ from the tree: a chain (topk 1), or the full topk-ary tree of depth 1 or 2 with every candidate
   kept; any other tree is labelled approximate.
 
-See ``docs/budget.md`` (section 7) for the sources and for routing requests per domain.
+See ``docs/budget.md`` (section 8) for the sources and for routing requests per domain.
 """
 
 from __future__ import annotations

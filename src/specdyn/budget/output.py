@@ -12,7 +12,7 @@ from specdyn.files import write_text_atomic
 from specdyn.budget.plan import Candidate, DomainPlan, preference
 from specdyn.errors import SpecdynError
 from specdyn.safetext import visible
-from specdyn.specs import GLOBAL_FILE, SUMMARY_FILE, domain_filename
+from specdyn.specs import GLOBAL_FILE, SUMMARY_FILE, TreeShape, domain_filename
 
 BUDGET_FILE = SUMMARY_FILE  # the one file of the folder that is not a tree (see specdyn.specs.DomainTrees)
 BUDGET_DIR = "budget"
@@ -39,30 +39,41 @@ def plan_json(plan: DomainPlan, paths_file: str, own_spec: str) -> dict:
     }
 
 
-def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str],
-                single: DomainPlan | None = None) -> Path:
-    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``;
-    ``single`` (every domain pooled, ``--global``) goes to ``out/global.json`` and budget.json's ``global``.
+def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str]) -> Path:
+    """Write each domain's recommended tree as ``out/<domain>.json`` and everything as ``out/budget.json``.
 
-    ``own_specs`` maps each domain (and :data:`~specdyn.budget.acceptance.POOLED`) to the run's tree spec."""
-    names = [domain_filename(p.domain) for p in plans]
-    clash = sorted({n for n in names if names.count(n) > 1})
+    ``own_specs`` maps each domain to the tree spec the run used for it."""
+    check_file_names([p.domain for p in plans])
+    blocks = {p.domain: plan_json(p, domain_filename(p.domain), own_specs[p.domain]) for p in plans}
+    return write_trees(out, {p.domain: p.best.shape for p in plans}, blocks, header)
+
+
+def check_file_names(domains: list[str]) -> None:
+    """Refuse domains whose tree files would have the same name."""
+    names = {d: domain_filename(d) for d in domains}
+    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
     if clash:
-        raise SpecdynError(f"domains {sorted(p.domain for p in plans if domain_filename(p.domain) in clash)} "
+        raise SpecdynError(f"domains {sorted(d for d, n in names.items() if n in clash)} "
                            f"map to the same file name {clash[0]}; rename them in the suite")
+
+
+def write_trees(out: Path, trees: dict[str, TreeShape], blocks: dict[str, dict], header: dict,
+                single: tuple[TreeShape, dict] | None = None) -> Path:
+    """Write each domain's tree as ``out/<domain>.json`` and ``header`` plus every domain's block as
+    ``out/budget.json``; ``single`` (``--global``: the tree for every domain pooled, and its block) goes to
+    ``out/global.json`` and budget.json's ``global``."""
+    check_file_names(list(trees))
+    names = {d: domain_filename(d) for d in trees}
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SpecdynError(f"cannot write budget folder {out}: {exc.strerror}") from None
-    domains = {}
-    for plan in plans:
-        name = domain_filename(plan.domain)
-        write_text_atomic(out / name, json.dumps(plan.best.shape.to_json()) + "\n")
-        domains[plan.domain] = plan_json(plan, name, own_specs[plan.domain])
-    doc = {"version": FORMAT_VERSION, **header, "domains": domains}
+    for domain, shape in trees.items():
+        write_text_atomic(out / names[domain], json.dumps(shape.to_json()) + "\n")
+    doc = {"version": FORMAT_VERSION, **header, "domains": blocks}
     if single is not None:
-        write_text_atomic(out / GLOBAL_FILE, json.dumps(single.best.shape.to_json()) + "\n")
-        doc["global"] = plan_json(single, GLOBAL_FILE, own_specs[single.domain])
+        write_text_atomic(out / GLOBAL_FILE, json.dumps(single[0].to_json()) + "\n")
+        doc["global"] = single[1]
     write_text_atomic(out / BUDGET_FILE, json.dumps(doc, indent=2) + "\n")
     return out / BUDGET_FILE
 
@@ -74,7 +85,7 @@ def _row(mark: str, c: Candidate) -> str:
 
 def _verdict(plan: DomainPlan) -> str:
     if plan.own is None:
-        return "  the run's tree is not static: no prediction for it"
+        return "  the run did not decode with one static tree here: no prediction for its own"
     gain = plan.best.tokens_per_second / plan.own.tokens_per_second - 1.0
     if plan.best.shape.paths == plan.own.shape.paths or abs(gain) < 1e-9:
         return "  recommendation: the run's own tree is already the best predicted"

@@ -16,6 +16,7 @@ from specdyn.errors import SpecdynError
 from specdyn.files import read_text
 from specdyn.prior import Profile
 from specdyn.rundir.reader import RunData, load_run
+from specdyn.sampling_spec import setting_label
 from specdyn.treeopt.costs import COSTS_FILE, CostModel
 
 
@@ -58,4 +59,5 @@ def load_profile(run_dir: str) -> Profile:
     identity = run.manifest.identity()
     return Profile(str(Path(run_dir).resolve()), identity["suite_sha256"],
                    _sha256(json.dumps({"config": identity["config"], "trees": identity["trees"]}, sort_keys=True)),
-                   config.draft, config.target, trials, accepted, digest, costs)
+                   config.draft, config.target, trials, accepted, digest, setting_label(config.sampling, config.children),
+                   costs)

@@ -1,21 +1,21 @@
-"""`specdyn budget`: per-domain tree recommendations from a run's recorded acceptance and measured costs."""
+"""`specdyn budget`: per-domain drafter and tree recommendations from runs' recorded acceptance and measured costs."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, POOLED, acceptance_vectors, pooled_vector
+from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS
+from specdyn.budget.choice import DomainChoice, Option, Search, check_global, check_runs, choose, global_option
+from specdyn.budget.choice_output import exported_trees, format_choice, format_global, write_choices
 from specdyn.budget.costs import COSTS_FILE, CostModel
-from specdyn.budget.measured import domain_stats
 from specdyn.budget.export import Engine, export_trees, parse_engines
-from specdyn.budget.output import BUDGET_DIR, format_plan, write_plans
-from specdyn.budget.plan import DomainPlan, plan_domain
-from specdyn.commands.common import out_path, print_notes
+from specdyn.budget.output import BUDGET_DIR
+from specdyn.commands.common import check_distinct, out_path, print_notes, sampling_flags
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData, load_run
-from specdyn.specs import GLOBAL_FILE, MAX_TREE_NODES, domain_filename
+from specdyn.specs import GLOBAL_FILE, MAX_TREE_NODES
 
 DEFAULT_MAX_NODES = 32  # largest node budget searched
 DEFAULT_MAX_DEPTH = 6  # largest tree depth searched
@@ -28,30 +28,36 @@ FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "budget", help="recommend a draft tree per domain from a run's recorded acceptance and measured costs",
+        "budget", help="recommend a drafter and a draft tree per domain from runs' recorded acceptance and measured costs",
         description="Estimate per-domain acceptance by sibling rank from RUN_DIR's node records, find Sequoia's best "
         "tree for every node budget and depth, price each with the measured draft/target pass costs, and write the "
-        "fastest predicted tree per domain as a paths: file for `specdyn run --tree paths:FILE`.",
+        "fastest predicted tree per domain as a paths: file for `specdyn run --tree paths:FILE`. Given several runs "
+        "(of one target: e.g. the base draft, distilled drafts, prompt lookup), each run's drafter is priced on every "
+        "domain it decoded, and the fastest predicted (drafter, tree) wins the domain; the cost model is the first "
+        "run's. --global adds one tree for every domain (the first run's domains pooled, its drafter); --export "
+        "writes the trees as vLLM / SGLang settings.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `specdyn run`")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run folders written by `specdyn run` (the first one's costs.json prices them all)")
     p.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
                    help=f"largest node budget searched (default {DEFAULT_MAX_NODES}, at most {MAX_TREE_NODES})")
     p.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH, metavar="D",
                    help=f"largest tree depth searched (default {DEFAULT_MAX_DEPTH}, at most {MAX_DEPTH})")
     p.add_argument("--min-observations", type=int, default=DEFAULT_MIN_OBSERVATIONS, metavar="M",
                    help=f"parent-accepted nodes needed per sibling rank (default {DEFAULT_MIN_OBSERVATIONS})")
-    p.add_argument("--out", metavar="DIR", help=f"output folder (default RUN_DIR/{BUDGET_DIR})")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: the first RUN_DIR/{BUDGET_DIR})")
     p.add_argument("--measure", action="store_true",
-                   help=f"time the run's models on this machine and (re)write RUN_DIR/{COSTS_FILE}")
-    p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the run's batch_size)")
+                   help=f"time the first run's models on this machine and (re)write its {COSTS_FILE}")
+    p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the first run's batch_size)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                    help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
     p.add_argument("--global", dest="global_tree", action="store_true",
-                   help=f"also pool every domain into one acceptance vector and write its best tree as DIR/{GLOBAL_FILE} "
-                   "(the single best tree when the domain is unknown)")
+                   help=f"also pool every domain of the first run into one acceptance vector and write its best tree, "
+                   f"for the first run's drafter, as DIR/{GLOBAL_FILE} (the single best tree when the domain is unknown)")
     p.add_argument("--export", metavar="ENGINE[,ENGINE]",
-                   help="also write the trees as serving-engine settings: vllm (DIR/vllm/*.json, speculative_config) "
-                   "and/or sglang (DIR/sglang/*.json, closest EAGLE settings, labelled exact or approximate)")
+                   help="also write the picked trees (and the global one) as serving-engine settings: vllm "
+                   "(DIR/vllm/*.json, speculative_config) and/or sglang (DIR/sglang/*.json, closest EAGLE settings, "
+                   "labelled exact or approximate); picks without a draft model (prompt lookup) are not exported")
     p.set_defaults(func=run)
 
 
@@ -91,31 +97,40 @@ def load_costs(run: RunData, config: RunConfig, batch: int, measure: bool, repea
 
 
 def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
-    if not config.drafter.uses_draft_model:
-        print(f"specdyn: warning: the run used drafter {config.drafter.text!r}, but the cost model prices draft-model "
-              f"passes; predicted speeds do not apply to that drafter", file=sys.stderr)
+    if not config.sampling.greedy:
+        print(f"specdyn: note: the run sampled ({config.sampling.label}, {config.children.text} children): its acceptance "
+              f"vectors, and so the predictions and recommended trees, hold for that setting; run the trees with "
+              f"the same flags", file=sys.stderr)
     poor = costs.poor_fits(batch)  # also fails if this batch was not measured
     if poor:
         print(f"specdyn: warning: noisy cost fit for {', '.join(poor)}; the machine was probably busy while timing. "
               f"Predictions are unreliable: re-measure on an idle machine (--measure --repeats 10).", file=sys.stderr)
 
 
-def _write(out: Path, run: RunData, config: RunConfig, plans, costs: CostModel, batch: int, args,
-           single: DomainPlan | None) -> None:
-    specs = {p.domain: config.tree_for(p.domain).text for p in plans} | {POOLED: config.tree.text}
-    header = {"run": str(run.run_dir.resolve()), "tree": config.tree.text, "formula": FORMULA, "costs": costs.to_json(),
-              "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
-                           "min_observations": args.min_observations, "batch": batch}}
-    written = write_plans(out, plans, header, specs, single)
-    files = {domain_filename(p.domain): p for p in plans} | ({GLOBAL_FILE: single} if single else {})
-    for name, plan in files.items():
-        print(format_plan(plan, specs[plan.domain]))
-        print(f"  tree file: specdyn run --tree paths:{out / name}\n")
+def _header(dirs: list[str], config: RunConfig, costs: CostModel, batch: int, args) -> dict:
+    return {"run": str(Path(dirs[0]).resolve()), "runs": [str(Path(d).resolve()) for d in dirs], "tree": config.tree.text,
+            "sampling": config.sampling_json(), "formula": FORMULA, "costs": costs.to_json(),
+            "settings": {"max_nodes": args.max_nodes, "max_depth": args.max_depth,
+                         "min_observations": args.min_observations, "batch": batch}}
+
+
+def _write(out: Path, choices: list[DomainChoice], single: Option | None, header: dict, flags: str) -> None:
+    written = write_choices(out, choices, header, single)
+    for choice in choices:
+        print(format_choice(choice, out, flags))
+    if single is not None:
+        print(format_global(single, out, flags))
+    if len({c.best.drafter for c in choices}) > 1:
+        print("Note: the picks use different drafters. Decode each domain with its own command above, on a suite of "
+              "that domain (`specdyn suite filter SUITE --domain D --out FILE`); `--domain-trees` applies the trees "
+              "with one drafter for every domain.")
     print(f"wrote {written}", file=sys.stderr)
 
 
-def _export(out: Path, plans: list[DomainPlan], single: DomainPlan | None, engines: list[Engine]) -> None:
-    trees = {domain_filename(p.domain): p.best.shape for p in plans} | ({GLOBAL_FILE: single.best.shape} if single else {})
+def _export(out: Path, choices: list[DomainChoice], single: Option | None, engines: list[Engine]) -> None:
+    trees, notes = exported_trees(choices, single)
+    for note in notes:
+        print(f"specdyn: note: --export: {note}", file=sys.stderr)
     for path in export_trees(out, trees, engines):
         print(f"wrote {path}", file=sys.stderr)
 
@@ -123,18 +138,22 @@ def _export(out: Path, plans: list[DomainPlan], single: DomainPlan | None, engin
 def run(args) -> int:
     _check(args)
     engines = parse_engines(args.export) if args.export is not None else []
-    out = out_path(args.out, Path(args.run_dir) / BUDGET_DIR)
-    run = load_run(args.run_dir)
-    print_notes(args.run_dir, run)
-    config = run.manifest.require_config(args.run_dir)
-    vectors = acceptance_vectors(run, args.min_observations)
+    check_distinct(args.run_dirs)
+    out = out_path(args.out, Path(args.run_dirs[0]) / BUDGET_DIR)
+    runs = [load_run(d) for d in args.run_dirs]
+    for label, r in zip(args.run_dirs, runs):
+        print_notes(label, r)
+    config = runs[0].manifest.require_config(args.run_dirs[0])
     batch = args.batch or config.batch_size
-    costs = load_costs(run, config, batch, args.measure, args.repeats)
+    search = Search(args.max_nodes, args.max_depth, args.min_observations, batch)
+    check_runs(runs, args.run_dirs)
+    if args.global_tree:
+        check_global(runs[0], args.run_dirs[0])
+    costs = load_costs(runs[0], config, batch, args.measure, args.repeats)
     _warn(config, costs, batch)
-    plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, config.tree_for(d).shape, domain_stats(run, d))
-             for d, v in vectors.items()]
-    single = (plan_domain(pooled_vector(run, args.min_observations), costs, args.max_nodes, args.max_depth, batch,
-                          config.tree.shape) if args.global_tree else None)
-    _write(out, run, config, plans, costs, batch, args, single)
-    _export(out, plans, single, engines)
+    choices = choose(runs, args.run_dirs, costs, search)
+    single = global_option(runs[0], args.run_dirs[0], costs, search) if args.global_tree else None
+    _write(out, choices, single, _header(args.run_dirs, config, costs, batch, args), sampling_flags(config))
+    if engines:
+        _export(out, choices, single, engines)
     return 0

@@ -1,4 +1,4 @@
-"""`specdyn decode`: speculative decoding of one prompt."""
+"""`specdyn decode`: speculative decoding of one prompt, once or ``--samples K`` times."""
 
 from __future__ import annotations
 
@@ -6,38 +6,65 @@ import json
 import sys
 
 from specdyn.commands.common import add_decode_args, config_from_args
+from specdyn.engine import GenerationResult
 from specdyn.errors import SpecdynError
-from specdyn.pipeline import TextDecoder
+from specdyn.pipeline import SAMPLE_BATCH, TextDecoder
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("decode", help="decode one prompt with tree speculative decoding",
-                       description="Decode one prompt with tree speculative decoding and report acceptance.")
+                       description="Decode one prompt with tree speculative decoding and report acceptance. "
+                       "At --temperature 0 (the default) the output is the target's greedy decoding; above 0 it is "
+                       "an exact sample of the target's temperature/top-p distribution.")
     p.add_argument("prompt", help="the prompt text (a user turn in the target's chat template unless --raw)")
     add_decode_args(p)
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help=f"decode K independent samples of the prompt with one model load (sample i draws from a stream "
+                   f"seeded by --seed and its id sample-i; up to {SAMPLE_BATCH} decoded together; default 1). At "
+                   "temperature 0 they are identical (a note says so)")
     p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
-    p.add_argument("--json", action="store_true", help="print one JSON object (text, prompt_tokens, tokens, steps, accepted, ...)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON Lines: one object per sample (sample, text, prompt_tokens, tokens, steps, accepted, "
+                   "mean_accepted_per_step, tokens_per_second, seconds, draft_adapter: the adapter id or null)")
     p.set_defaults(func=run)
+
+
+def summary(result: GenerationResult) -> dict:
+    """The numbers printed for one sample: steps, mean accepted per step (bonus not counted), speed."""
+    steps = len(result.steps)
+    return {"steps": steps, "mean_accepted_per_step": sum(result.accepted) / max(1, steps),
+            "tokens_per_second": len(result.output_ids) / result.seconds if result.seconds else 0.0,
+            "seconds": result.seconds}
+
+
+def _print_json(index: int, result: GenerationResult, adapter: str | None) -> None:
+    print(json.dumps({"sample": index, "text": result.text, "prompt_tokens": result.prompt_ids,
+                      "tokens": result.output_ids, "accepted": result.accepted, **summary(result),
+                      "draft_adapter": adapter}), flush=True)
+
+
+def _print_text(index: int, result: GenerationResult, samples: int) -> None:
+    label = f"sample {index}: " if samples > 1 else ""
+    if samples > 1:
+        print(f"--- sample {index} ---")
+    print(result.text, flush=True)
+    s = summary(result)
+    print(f"[{label}{len(result.output_ids)} tokens in {s['steps']} steps; accepted per step (bonus not counted) "
+          f"{s['mean_accepted_per_step']:.2f}; {s['tokens_per_second']:.2f} tokens/s]", file=sys.stderr)
 
 
 def run(args) -> int:
     if not args.prompt.strip():
         raise SpecdynError("empty prompt")
+    if args.samples < 1:
+        raise SpecdynError(f"--samples must be >= 1 (got {args.samples})")
     config = config_from_args(args)
-    result = TextDecoder(config).generate(args.prompt, raw=args.raw)
-    text, ids = result.text, result.prompt_ids
-    emitted = len(result.output_ids)
-    summary = {
-        "steps": len(result.steps),
-        "mean_accepted_per_step": sum(result.accepted) / max(1, len(result.steps)),
-        "tokens_per_second": emitted / result.seconds if result.seconds else 0.0,
-        "seconds": result.seconds,
-    }
-    if args.json:
-        print(json.dumps({"text": text, "prompt_tokens": ids, "tokens": result.output_ids,
-                          "accepted": result.accepted, **summary}))
-    else:
-        print(text)
-        print(f"[{emitted} tokens in {summary['steps']} steps; accepted per step (bonus not counted) "
-              f"{summary['mean_accepted_per_step']:.2f}; {summary['tokens_per_second']:.2f} tokens/s]", file=sys.stderr)
+    if args.samples > 1 and config.sampling.greedy:
+        print(f"specdyn: note: temperature 0 is greedy decoding: the {args.samples} samples will be identical "
+              "(set --temperature above 0 for independent samples)", file=sys.stderr)
+    for index, result in enumerate(TextDecoder(config).generate_samples(args.prompt, args.samples, raw=args.raw)):
+        if args.json:
+            _print_json(index, result, config.draft_adapter.adapter_id if config.draft_adapter else None)
+        else:
+            _print_text(index, result, args.samples)
     return 0

@@ -16,9 +16,10 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write report.html, report.md and metrics.json for a run folder",
-        description="Per-domain acceptance statistics with prompt-level bootstrap CIs, which factor "
-                    "predicts acceptance, and the reference study's claims checked on the run. "
-                    "Works on runs still in progress (reports the finished prompts).",
+        description="Per-domain acceptance statistics (headline: per-level acceptance α) with "
+                    "prompt-level bootstrap CIs, ceilings, reviewer analyses, and the reference study's "
+                    "claims checked on the run (one primary result per claim). Works on runs still in "
+                    "progress (reports the finished prompts).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `specdyn run`")
     parser.add_argument("--out", metavar="DIR", default=None,
@@ -31,15 +32,17 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from specdyn.report import build_report
+    from specdyn.report.verdicts import fmt
 
     out = out_path(args.out, Path(args.run_dir))
     result = build_report(args.run_dir, out, n_boot=args.bootstrap, seed=args.seed)
-    for note in result.metrics["notes"]:
+    for note in result.metrics.notes:
         print(f"note: {visible(note)}")
-    print(visible(result.metrics["predictors"]["verdict"]))
+    for name, group in result.metrics.groups().items():
+        print(f"{visible(name)}: per-level acceptance α {fmt(group.acceptance.acceptance_level)}")
     for claim in result.claims:
-        entropy = f", {claim.entropy}" if claim.entropy else ""
-        print(f"claim ({claim.id}) [{claim.notion}{entropy}]: {claim.verdict.value}")
+        if claim.primary:
+            print(f"claim ({claim.claim}) [primary: {visible(claim.measure)}]: {claim.verdict.value}")
     for path in (result.html, result.markdown, result.metrics_json):
         print(f"wrote {visible(path)}")
     return 0

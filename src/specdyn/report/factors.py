@@ -76,7 +76,7 @@ from specdyn.report.verdicts import ClaimResult, Verdict
 LEVEL = 0.05  # two-sided: 95% intervals, and the permutation test at 5%
 PERMUTATIONS = 1999
 MIN_LEVEL_OUTCOMES = 5  # a depth or rank level needs this many accepted and rejected nodes, else pooled
-MAX_FIXED_EFFECTS = 1000  # the within-prompt sensitivity fit (one column per prompt) is skipped above this
+MAX_FIXED_EFFECTS = 400  # the within-prompt sensitivity fit (one column per prompt) is skipped above this
 
 
 @dataclass

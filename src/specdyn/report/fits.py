@@ -12,8 +12,10 @@ aggregations of the same nodes.
 
 Separation: IRLS on separated data stops on a flat deviance with coefficients drifting to ±∞ and
 statsmodels often reports convergence anyway (it warns only when *every* fitted value equals its
-outcome). So a fit is also flagged as separated when a fitted probability of a non-empty cell is within
-``SEPARATION_EPS`` of 0 or 1, or when its covariance is not finite.
+outcome, which for aggregated cells also happens to any saturated model: the warning counts only when
+every cell is all-accepted or all-rejected). So a fit is also flagged as separated when a fitted
+probability of a non-empty cell is within ``SEPARATION_EPS`` of 0 or 1, or when its covariance is not
+finite.
 """
 
 from __future__ import annotations
@@ -81,8 +83,11 @@ def _non_empty(X, successes, trials, groups):
     return np.asarray(X, dtype=float)[keep], s[keep], n[keep], g
 
 
-def _separated(caught: list, mu: np.ndarray, cov: np.ndarray) -> bool:
-    flagged = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+def _separated(caught: list, mu: np.ndarray, cov: np.ndarray, s: np.ndarray, n: np.ndarray) -> bool:
+    """statsmodels warns when every fitted value equals its cell's observed share; that means separation
+    only when the shares are all 0 or 1 (a saturated model of aggregated cells always fits them)."""
+    warned = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+    flagged = warned and bool(np.all((s == 0) | (s == n)))
     extreme = np.any((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS))
     return bool(flagged or extreme or not np.all(np.isfinite(cov)))
 
@@ -104,7 +109,7 @@ def fit_logit(X: np.ndarray, successes, trials, groups=None, max_iter: int = MAX
     return LogitFit(
         params=np.asarray(res.params, dtype=float), cov=cov_params, loglik=kernel_loglik(s, n, mu),
         converged=bool(res.converged), iterations=int(res.fit_history["iteration"]),
-        separation=_separated(caught, mu, cov_params),
+        separation=_separated(caught, mu, cov_params, s, n),
         rank_deficient=bool(np.linalg.matrix_rank(X) < X.shape[1]),
         clusters=None if g is None else len(np.unique(g)),
         messages=sorted({str(w.message).splitlines()[0] for w in caught}))

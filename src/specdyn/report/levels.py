@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specdyn.report.stats import Resampled, SumsLayout, pearson_from_sums, ratio
+from specdyn.report.stats import PearsonParts, Resampled, SumsLayout, correlation_samples, moment_sums, ratio
 from specdyn.stats import Sampled
 
 TRIALS, SUCCESSES = "level:trials", "level:successes"  # SumsLayout blocks, one column per depth
@@ -132,18 +132,16 @@ def expected_length(alpha_value, depth: int):
 
 def add_trial_pearson_sums(layout: SumsLayout, trials: TrialTable, x: np.ndarray, name: str) -> None:
     """Per-prompt sums for the Pearson correlation between ``x`` (one value per trial) and trial
-    success; ``x`` is centred first (the correlation is shift-invariant; this avoids cancellation)."""
-    n_prompts = layout.n_prompts
-    xc = np.asarray(x, dtype=float) - np.mean(x)
-    y = trials.success.astype(float)
-    total = lambda w=None: np.bincount(trials.prompt, weights=w, minlength=n_prompts)  # noqa: E731
-    sums = [total(), total(xc), total(y), total(xc**2), total(xc * y)]
-    layout.add(f"trial-r:{name}", np.column_stack(sums))
+    success, and for its within- and between-prompt parts (:func:`specdyn.report.stats.moment_sums`)."""
+    layout.add(f"trial-r:{name}", moment_sums(trials.prompt, layout.n_prompts, x, trials.success))
+
+
+def trial_pearson_parts(group: Resampled, name: str) -> PearsonParts:
+    """Trial-level Pearson r registered by :func:`add_trial_pearson_sums` and its within- and
+    between-prompt parts, each a :class:`~specdyn.stats.Sampled` (the data and the resamples)."""
+    return correlation_samples(group, f"trial-r:{name}")[0]
 
 
 def trial_pearson(group: Resampled, name: str) -> Sampled:
     """Trial-level Pearson r registered by :func:`add_trial_pearson_sums`, on the data and resamples."""
-    def r(g):
-        s = g(f"trial-r:{name}")
-        return pearson_from_sums(s[..., 0], s[..., 1], s[..., 2], s[..., 3], s[..., 2], s[..., 4])
-    return group.sample(r)
+    return trial_pearson_parts(group, name).total

@@ -1,5 +1,6 @@
-"""The report's statistics: per-prompt sufficient sums, their prompt-level bootstrap, correlations, logistic
-fits. Estimates, intervals and resampling shared with `specdyn compare` live in :mod:`specdyn.stats`.
+"""The report's statistics: per-prompt sufficient sums, their prompt-level bootstrap, correlations and
+closed-form log-likelihoods (model fits are in :mod:`specdyn.report.fits`). Estimates, intervals and
+resampling shared with `specdyn compare` live in :mod:`specdyn.stats`.
 
 The bootstrap never touches nodes. Every report statistic is a function of *sums over nodes* (counts,
 sums of y, of x*y, per depth, ...). Those sums are computed once per prompt (a prompts x columns matrix
@@ -11,11 +12,14 @@ matrix product, whatever the number of nodes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from scipy import special, stats
 
-from specdyn.stats import Sampled, resample_counts
+from specdyn.stats import Estimate, Sampled, resample_counts
+
+T = TypeVar("T")
 
 def ratio(num, den):
     """num / den elementwise, NaN where den == 0."""
@@ -30,11 +34,86 @@ def pearson_from_sums(n, sx, sy, sxx, syy, sxy):
     Centre x and y before summing (Pearson is shift-invariant) to avoid cancellation.
     """
     n, sx, sy, sxx, syy, sxy = (np.asarray(a, dtype=float) for a in (n, sx, sy, sxx, syy, sxy))
-    vx, vy = n * sxx - sx**2, n * syy - sy**2
+    return correlation(n * sxy - sx * sy, n * sxx - sx**2, n * syy - sy**2, n * sxx, n * syy)
+
+
+def correlation(cov, vx, vy, x_scale, y_scale):
+    """cov / sqrt(vx vy), NaN where a variance is not positive or is lost to cancellation (below 1e-10
+    of the raw sum of squares it was computed from, ``x_scale`` / ``y_scale``)."""
+    cov, vx, vy = (np.asarray(a, dtype=float) for a in (cov, vx, vy))
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = (n * sxy - sx * sy) / np.sqrt(vx * vy)
-    defined = (vx > 1e-10 * np.abs(n * sxx)) & (vy > 1e-10 * np.abs(n * syy)) & (vx > 0) & (vy > 0)
+        r = cov / np.sqrt(vx * vy)
+    defined = (vx > 1e-10 * np.abs(x_scale)) & (vy > 1e-10 * np.abs(y_scale)) & (vx > 0) & (vy > 0)
     return np.where(defined, np.clip(r, -1.0, 1.0), np.nan)
+
+
+MOMENTS = 9  # columns of :func:`moment_sums` per cell
+
+
+class Moments:
+    """Per-prompt sums for Pearson correlations of one x with any number of y's over rows, split by
+    ``cell`` (0..width-1) when given. :meth:`with_y` gives, per prompt and cell, n, Σx, Σy, Σx², Σy², Σxy
+    and the prompt-mean terms ΣxΣy/n, (Σx)²/n, (Σy)²/n that split the correlation into within- and
+    between-prompt parts (:func:`pearson_parts`): shape (prompts, width * MOMENTS). x is centred first
+    (no cancellation; correlations are shift-invariant); its own sums are computed once."""
+
+    def __init__(self, prompt: np.ndarray, n_prompts: int, x: np.ndarray, cell: np.ndarray | None = None,
+                 width: int = 1):
+        self.key = prompt * width + (0 if cell is None else cell)
+        self.shape, self.size = (n_prompts, width * MOMENTS), n_prompts * width
+        self.xc = np.asarray(x, dtype=float) - (np.mean(x) if len(x) else 0.0)
+        self.n, self.sx, self.sxx = self._total(), self._total(self.xc), self._total(self.xc**2)
+
+    def _total(self, weights=None) -> np.ndarray:
+        return np.bincount(self.key, weights=weights, minlength=self.size)
+
+    def with_y(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        sy = self._total(y)
+        safe_n = np.where(self.n > 0, self.n, 1.0)
+        mean_terms = [a * b / safe_n for a, b in ((self.sx, sy), (self.sx, self.sx), (sy, sy))]
+        cols = [self.n, self.sx, sy, self.sxx, self._total(y**2), self._total(self.xc * y), *mean_terms]
+        return np.stack(cols, axis=-1).reshape(self.shape)
+
+
+def moment_sums(prompt: np.ndarray, n_prompts: int, x: np.ndarray, y: np.ndarray,
+                cell: np.ndarray | None = None, width: int = 1) -> np.ndarray:
+    """:meth:`Moments.with_y` for a single pair (x, y)."""
+    return Moments(prompt, n_prompts, x, cell, width).with_y(y)
+
+
+@dataclass
+class PearsonParts(Generic[T]):
+    """A Pearson correlation over rows and its two parts: within prompts (rows' deviations from their
+    prompt's means) and between prompts (prompt means, weighted by rows). ``T``: arrays of values, or
+    :class:`~specdyn.stats.Sampled` values."""
+
+    total: T
+    within: T
+    between: T
+
+
+def pearson_parts(s: np.ndarray) -> PearsonParts:
+    """The correlations of :func:`moment_sums` columns summed over a group (last axis: MOMENTS)."""
+    n, sx, sy, sxx, syy, sxy, cxy, cxx, cyy = np.moveaxis(np.asarray(s, dtype=float), -1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gx, gy = sx**2 / n, sy**2 / n
+        return PearsonParts(pearson_from_sums(n, sx, sy, sxx, syy, sxy),
+                            correlation(sxy - cxy, sxx - cxx, syy - cyy, sxx, syy),
+                            correlation(cxy - sx * sy / n, cxx - gx, cyy - gy, cxx, cyy))
+
+
+PARTS = ("total", "within", "between")
+
+
+def correlation_samples(sums: Resampled, name: str) -> list[PearsonParts[Sampled]]:
+    """The correlations of a :func:`moment_sums` block, one per cell, on the data and every resample."""
+    full, boot = sums.get(name)
+    cells = full.shape[-1] // MOMENTS
+    point = pearson_parts(full.reshape(cells, MOMENTS))
+    again = pearson_parts(boot.reshape(len(boot), cells, MOMENTS))
+    return [PearsonParts(*(Sampled(float(getattr(point, p)[c]), getattr(again, p)[:, c]) for p in PARTS))
+            for c in range(cells)]
 
 
 def midranks(x: np.ndarray) -> np.ndarray:
@@ -48,7 +127,7 @@ class SumsLayout:
     def __init__(self, n_prompts: int):
         self.n_prompts = n_prompts
         self.slices: dict[str, slice] = {}
-        self._blocks: list[np.ndarray] = []
+        self._blocks: dict[str, np.ndarray] = {}
         self._width = 0
 
     def add(self, name: str, values: np.ndarray) -> None:
@@ -58,11 +137,16 @@ class SumsLayout:
         if values.shape[0] != self.n_prompts or name in self.slices:
             raise ValueError(f"bad or duplicate block {name!r}")
         self.slices[name] = slice(self._width, self._width + values.shape[1])
-        self._blocks.append(values)
+        self._blocks[name] = values
         self._width += values.shape[1]
 
+    def block(self, name: str) -> np.ndarray:
+        """The per-prompt sums registered as ``name``: shape (prompts, m)."""
+        return self._blocks[name]
+
     def matrix(self) -> np.ndarray:
-        return np.hstack(self._blocks) if self._blocks else np.zeros((self.n_prompts, 0))
+        blocks = list(self._blocks.values())
+        return np.hstack(blocks) if blocks else np.zeros((self.n_prompts, 0))
 
 
 class Resampled:
@@ -93,6 +177,36 @@ class Resampled:
                 np.asarray(fn(lambda name: self.boot[:, self.layout.slices[name]]), dtype=float))
 
 
+@dataclass
+class Group:
+    """One group of prompts (a domain, all prompts, a source...): its resampled sums, its prompt indices
+    and whether it can have intervals (a single prompt cannot: its resamples all equal the data)."""
+
+    sums: Resampled
+    members: np.ndarray
+    has_ci: bool
+
+    def keep(self, s: Sampled) -> Sampled:
+        """``s``, its resamples replaced by NaN when the group has no intervals."""
+        return s if self.has_ci else Sampled(s.point, np.full_like(s.boot, np.nan))
+
+    def sample(self, fn) -> Sampled:
+        """:meth:`Resampled.sample` under the group's interval rule."""
+        return self.keep(self.sums.sample(fn))
+
+    def estimate(self, fn) -> Estimate:
+        return self.sample(fn).estimate()
+
+    def columns(self, fn) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Resampled.columns` under the group's interval rule."""
+        point, boot = self.sums.columns(fn)
+        return point, (boot if self.has_ci else np.full_like(boot, np.nan))
+
+    def total(self, name: str) -> np.ndarray:
+        """A block's sums over the group's prompts (the data, no resampling)."""
+        return self.sums.get(name)[0]
+
+
 def resample_group(layout: SumsLayout, sums: np.ndarray, members: np.ndarray, n_resamples: int,
                    rng: np.random.Generator, chunk: int = 256) -> Resampled:
     """Bootstrap the prompts ``members`` (rows of ``sums``): resampled column sums, B x K."""
@@ -105,69 +219,7 @@ def resample_group(layout: SumsLayout, sums: np.ndarray, members: np.ndarray, n_
 
 
 # ----------------------------------------------------------------------------------------------------
-# Logistic regression
-
-
-@dataclass
-class LogitFit:
-    """A fitted logistic regression: coefficients, maximized (quasi-)log-likelihood, convergence."""
-
-    coef: np.ndarray
-    loglik: float
-    iterations: int
-    converged: bool
-
-
-def bernoulli_loglik(y, eta, weights=None) -> float:
-    """Σ w [y log p + (1-y) log(1-p)] with p = sigmoid(eta), computed stably as Σ w [y eta - log(1+e^eta)];
-    y may be fractional (quasi-likelihood)."""
-    terms = y * eta - (np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))))
-    return float(np.sum(terms) if weights is None else np.dot(weights, terms))
-
-
-CHUNK_ROWS = 1 << 18  # rows per chunk in fit_logistic (bounds the size of temporaries)
-
-
-def _newton_terms(X, y, w, beta) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log-likelihood, gradient and Hessian (negated) at ``beta``, in one chunked pass over the rows."""
-    k = X.shape[1]
-    ll, grad, hess = 0.0, np.zeros(k), np.zeros((k, k))
-    for start in range(0, len(y), CHUNK_ROWS):
-        rows = slice(start, start + CHUNK_ROWS)
-        Xc, yc, wc = X[rows], y[rows], w[rows]
-        eta = Xc @ beta
-        p = special.expit(eta)
-        ll += bernoulli_loglik(yc, eta, wc)
-        grad += Xc.T @ (wc * (yc - p))
-        hess += (Xc * (wc * p * (1 - p))[:, None]).T @ Xc
-    return ll, grad, hess
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
-                 max_iter: int = 50, tol: float = 1e-10) -> LogitFit:
-    """Maximum-likelihood logistic regression of y (0/1 or a fraction in [0, 1]) on X by Newton/IRLS.
-
-    ``weights`` are case weights (e.g. binomial trial counts when rows are cells with y = successes/n).
-    The first column of X should be the intercept. A step that lowers the log-likelihood is halved.
-    """
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    y = np.asarray(y, dtype=float)
-    beta = np.zeros(X.shape[1])
-    mean = np.clip(np.sum(w * y) / np.sum(w), 1e-6, 1 - 1e-6)
-    beta[0] = np.log(mean / (1 - mean))
-    ll, grad, hess = _newton_terms(X, y, w, beta)
-    step = np.linalg.solve(hess + 1e-9 * np.eye(len(beta)), grad)
-    for it in range(1, max_iter + 1):
-        new_ll, new_grad, new_hess = _newton_terms(X, y, w, beta + step)
-        if new_ll < ll - 1e-12 * abs(ll) and np.max(np.abs(step)) > 1e-12:
-            step /= 2  # overshoot: retry half the step
-            continue
-        beta, gain = beta + step, new_ll - ll
-        ll, grad, hess = new_ll, new_grad, new_hess
-        if abs(gain) <= tol * (abs(ll) + 1):
-            return LogitFit(beta, ll, it, True)
-        step = np.linalg.solve(hess + 1e-9 * np.eye(len(beta)), grad)
-    return LogitFit(beta, ll, max_iter, False)
+# Log-likelihoods of categorical models
 
 
 def saturated_loglik(successes, trials):
@@ -189,7 +241,16 @@ def mcfadden_r2(loglik, null_loglik):
         return np.where(ll0 < 0, 1.0 - ll / np.where(ll0 < 0, ll0, -1.0), np.nan)
 
 
-def lr_test(loglik_full: float, loglik_reduced: float, df: int) -> tuple[float, float]:
-    """Likelihood-ratio test of nested models: (chi² statistic, p-value with ``df`` degrees of freedom)."""
-    chi2 = max(0.0, 2.0 * (loglik_full - loglik_reduced))
-    return chi2, float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan")
+@dataclass
+class Resampler:
+    """Bootstraps any set of prompts from the per-prompt sums (``sums``: ``layout.matrix()``); a set of
+    fewer than ``min_prompts`` prompts gets no intervals."""
+
+    layout: SumsLayout
+    sums: np.ndarray
+    n_boot: int
+    min_prompts: int = 2
+
+    def group(self, members: np.ndarray, rng: np.random.Generator) -> Group:
+        resampled = resample_group(self.layout, self.sums, members, self.n_boot, rng)
+        return Group(resampled, members, len(members) >= self.min_prompts)

@@ -3,7 +3,8 @@ from the same dataclass.
 
 The manifest records the run's settings twice over: ``config`` holds the canonical text of every setting,
 ``trees`` the trees those texts resolved to (spec text and rank paths, for ``tree`` and for each file of
-``domain_trees``), so readers never open a ``paths:`` file that may have changed or vanished since.
+``domain_trees``), so readers never open a ``paths:`` file that may have changed or vanished since; and
+``draft_adapter`` the adapter merged into the draft (path, id, training domain, base weights id) or null.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
+from specdyn.execution import Session, parse_session
 
 
 class RunStatus(Enum):
@@ -55,6 +57,7 @@ class RunManifest:
     counts: Counts | None = None
     machine: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    sessions: list[Session] = field(default_factory=list)  # one per start or resume; not part of identity
 
     @property
     def in_progress(self) -> bool:
@@ -63,8 +66,9 @@ class RunManifest:
     def identity(self) -> dict:
         """What makes two runs the same run: the settings, the resolved trees and the suite's content."""
         if self.config is None:
-            return {"config": None, "trees": None, "suite_sha256": self.suite_sha256}
-        return {"config": self.config.to_json(), "trees": self.config.trees_record(), "suite_sha256": self.suite_sha256}
+            return {"config": None, "trees": None, "draft_adapter": None, "suite_sha256": self.suite_sha256}
+        return {"config": self.config.to_json(), "trees": self.config.trees_record(),
+                "draft_adapter": self.config.adapter_record(), "suite_sha256": self.suite_sha256}
 
     def require_config(self, where: str) -> RunConfig:
         if self.config is None:
@@ -78,6 +82,7 @@ class RunManifest:
             "machine": self.machine, "versions": self.versions, "started": self.started,
             "finished": self.finished, "status": self.status.value,
             "counts": None if self.counts is None else vars(self.counts),
+            "sessions": [s.to_json() for s in self.sessions],
         }
 
 
@@ -102,6 +107,7 @@ def parse_manifest(data: bytes, where: Path) -> RunManifest:
         counts=_counts(raw.get("counts"), where),
         machine=get.mapping("machine"),
         versions=get.mapping("versions"),
+        sessions=[parse_session(s, f"{where} sessions[{i}]") for i, s in enumerate(get.optional("sessions", list) or [])],
     )
 
 
@@ -135,7 +141,7 @@ def _config(raw: dict, where: Path) -> RunConfig | None:
         return None
     if not isinstance(config, dict):
         raise SpecdynError(f"{where}: config must be a JSON object, got {type(config).__name__}")
-    return RunConfig.from_record(config, raw.get("trees"), f"{where} config")
+    return RunConfig.from_record(config, raw.get("trees"), f"{where} config", raw.get("draft_adapter"))
 
 
 def _model(value, where: str) -> ModelRecord:

@@ -6,7 +6,8 @@ without one is left over from an interrupted or ongoing flush, and is noted). An
 add up is refused with one line that names the shard: an unreadable or incomplete shard, rows of a prompt
 that is not in the same-numbered prompts shard, a prompt listed twice, step or node counts that disagree
 with the prompt rows, a node whose parent is absent from its step, or (for a complete run) row counts
-that disagree with the manifest.
+that disagree with the manifest. Fields added to the records over time (``NODE_OPTIONAL``,
+``STEP_OPTIONAL``) may be absent: older folders still load, with those fields None.
 """
 
 from __future__ import annotations
@@ -20,16 +21,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from specdyn.errors import SpecdynError
-from specdyn.rundir.layout import MANIFEST_FILE, NODES, PROMPTS, STEPS, TABLES, shard_files, shard_name
+from specdyn.rundir.layout import MANIFEST_FILE, NODES, PROMPTS, STEPS, SUITE_FILE, TABLES, shard_files, shard_name
 from specdyn.rundir.manifest import Counts, RunManifest, RunStatus, parse_manifest
+from specdyn.suites.prompts import Prompt, load_suite
 
 NODE_COLUMNS = ("prompt_id", "step", "node", "parent", "depth", "rank", "draft_entropy",
                 "target_entropy", "accept_prob", "accepted_local", "accepted_path")
 STEP_COLUMNS = ("prompt_id", "step", "tree_size", "accepted")
 PROMPT_COLUMNS = ("prompt_id", "domain", "output_ids", "steps", "seconds")
 PROMPT_OPTIONAL = ("text", "source")
+# Columns added to the records over time: a run folder written before one existed still loads; the field
+# is then None in RunData and the analyses that need it say so (see ``RunData.missing_fields``).
+NODE_OPTIONAL = ("draft_prob", "verify_prob", "draft_target_tv")
+STEP_OPTIONAL = ("output_pos",)
 COLUMNS = {NODES: NODE_COLUMNS, STEPS: STEP_COLUMNS, PROMPTS: PROMPT_COLUMNS}
-OPTIONAL = {NODES: (), STEPS: (), PROMPTS: PROMPT_OPTIONAL}
+OPTIONAL = {NODES: NODE_OPTIONAL, STEPS: STEP_OPTIONAL, PROMPTS: PROMPT_OPTIONAL}
 
 
 @dataclass
@@ -50,7 +56,9 @@ class Prompts:
 class Nodes:
     """Node records as columns; ``prompt`` indexes ``RunData.prompts``. ``parent_reached``: the node's
     parent is the last committed token or lies on its step's accepted path (the acceptance walk reached
-    the node) — computed here once for every analysis."""
+    the node) — computed here once for every analysis. ``draft_prob``, ``verify_prob`` and
+    ``draft_target_tv`` are None for run folders recorded before the field existed (``draft_target_tv``
+    is NaN for drafters without a distribution)."""
 
     prompt: np.ndarray
     step: np.ndarray
@@ -64,16 +72,21 @@ class Nodes:
     accepted_local: np.ndarray
     accepted_path: np.ndarray
     parent_reached: np.ndarray
+    draft_prob: np.ndarray | None = None
+    verify_prob: np.ndarray | None = None
+    draft_target_tv: np.ndarray | None = None
 
 
 @dataclass
 class Steps:
-    """Step records as columns; ``prompt`` indexes ``RunData.prompts``."""
+    """Step records as columns; ``prompt`` indexes ``RunData.prompts``. ``output_pos`` (tokens generated
+    before the step) is None for run folders recorded before the field existed."""
 
     prompt: np.ndarray
     step: np.ndarray
     tree_size: np.ndarray
     accepted: np.ndarray
+    output_pos: np.ndarray | None = None
 
 
 @dataclass
@@ -100,6 +113,12 @@ class RunData:
     def step_domain(self) -> np.ndarray:
         """Domain index of every step."""
         return self.prompts.domain[self.steps.prompt]
+
+    @property
+    def missing_fields(self) -> list[str]:
+        """Optional record fields this run folder lacks (recorded before they existed)."""
+        return ([n for n in NODE_OPTIONAL if getattr(self.nodes, n) is None]
+                + [n for n in STEP_OPTIONAL if getattr(self.steps, n) is None])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,6 +192,12 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def read_suite(root: str | Path) -> list[Prompt] | None:
+    """The suite the run decoded (``suite.jsonl``, validated), or None when the folder has none."""
+    path = Path(root) / SUITE_FILE
+    return load_suite(path) if path.is_file() else None
+
+
 def finished_prompt_ids(root: Path) -> list[str]:
     """Ids of the prompts with a row in ``prompts/``, in shard order (for the writer's resume)."""
     files = [f for _, f in sorted(shard_files(Path(root) / PROMPTS).items())]
@@ -187,10 +212,62 @@ def row_counts(root: Path) -> Counts:
 
 def read_records(root: str | Path, table: str) -> pa.Table:
     """Every column of one table of a checked run folder (finished prompts), in shard order."""
-    run = _run_folder(root)
-    load_run(run)  # refuse what the analyses would refuse
-    files = [shard_files(run / table)[n] for n in sorted(shard_files(run / PROMPTS))]
-    return pa.concat_tables([pq.read_table(f) for f in files])
+    return _checked_table(load_run(root), table)  # refuse what the analyses would refuse
+
+
+def _checked_table(run: RunData, table: str, columns: list[str] | None = None) -> pa.Table:
+    """``columns`` of ``table`` for the prompts ``run`` holds (a shard finished since it was read is left
+    out), in shard order; an unreadable shard is named."""
+    numbers = sorted(shard_files(run.run_dir / PROMPTS))
+    tables = []
+    for n in numbers:
+        try:
+            tables.append(pq.read_table(run.run_dir / table / shard_name(n), columns=columns))
+        except (OSError, pa.ArrowException, KeyError) as exc:
+            raise SpecdynError(f"{table}/{shard_name(n)} is unreadable ({_first_line(exc)})") from None
+    rows = pa.concat_tables(tables)
+    return rows.slice(0, len(run.prompts.ids)) if table == PROMPTS else rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Token ids of finished prompts (what `specdyn distill` trains on)
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """One finished prompt's token ids: those fed to the models (the chat-templated prompt) and the
+    target's output."""
+
+    prompt_id: str
+    domain: str
+    prompt_ids: tuple[int, ...]
+    output_ids: tuple[int, ...]
+
+
+@dataclass
+class RunTokens:
+    """A checked run (:func:`load_run`: manifest, notes, records) and the token ids of its finished prompts,
+    in the order of ``run.prompts``."""
+
+    run: RunData
+    prompts: list[PromptTokens]
+
+
+TOKEN_COLUMNS = ["prompt_id", "domain", "prompt_ids", "output_ids"]
+
+
+def load_prompt_tokens(run_dir: str | Path) -> RunTokens:
+    """The finished prompts' token ids of ``run_dir``, read after the same checks as :func:`load_run`."""
+    run = load_run(run_dir)
+    table = _checked_table(run, PROMPTS, TOKEN_COLUMNS)
+    nulls = [c for c in TOKEN_COLUMNS if table.column(c).null_count]
+    if nulls:
+        raise SpecdynError(f"prompts records have missing (null) values in {', '.join(nulls)}: the run folder is corrupt")
+    if table.column("prompt_id").to_pylist() != run.prompts.ids:
+        raise SpecdynError(f"{run.run_dir}: prompts/ changed while it was read; run the command again")
+    rows = table.to_pylist()
+    return RunTokens(run, [PromptTokens(r["prompt_id"], r["domain"], tuple(r["prompt_ids"]), tuple(r["output_ids"]))
+                           for r in rows])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,9 +311,12 @@ def run_from_tables(manifest: RunManifest, prompts: list[pa.Table], nodes: list[
     node_table, step_table = _combine(nodes, _NODE_SCHEMA, NODES), _combine(steps, _STEP_SCHEMA, STEPS)
     node_prompt = _prompt_index(node_table, ids, where[PROMPTS], where[NODES])
     step_prompt = _prompt_index(step_table, ids, where[PROMPTS], where[STEPS])
+    notes = _status_notes(manifest, len(ids)) + list(notes or [])
+    extra_nodes = _optional_columns(nodes, NODE_OPTIONAL, pa.float64(), NODES, notes)
+    extra_steps = _optional_columns(steps, STEP_OPTIONAL, pa.int64(), STEPS, notes)
     run = RunData(run_dir, manifest, domains, _prompts(prompts, prompt_table, domains),
-                  _nodes(node_table, node_prompt, len(ids), where[NODES]), _steps(step_table, step_prompt),
-                  _status_notes(manifest, len(ids)) + list(notes or []))
+                  _nodes(node_table, node_prompt, len(ids), where[NODES], extra_nodes),
+                  _steps(step_table, step_prompt, extra_steps), notes)
     _check_run(run, where[PROMPTS])
     return run
 
@@ -275,6 +355,37 @@ def _prompt_index(table: pa.Table, ids: pa.Array, prompts: _Shards, rows: _Shard
     return idx
 
 
+def _optional_columns(tables: list[pa.Table], names: tuple[str, ...], kind_type: pa.DataType, kind: str,
+                      notes: list[str]) -> dict[str, np.ndarray]:
+    """The optional columns every shard has, as arrays. A column only some shards have is dropped with a
+    note (a run resumed by another specdyn version); one that is null throughout was not recorded."""
+    out = {}
+    for name in names:
+        present = [name in t.column_names for t in tables]
+        if tables and all(present):
+            values = _optional_array(tables, name, kind_type, kind)
+            if values is not None:
+                out[name] = values
+        elif any(present):
+            notes.append(f"{kind} field `{name}` is recorded in some shards only (a run resumed by another "
+                         "specdyn version): the analyses that need it are skipped.")
+    return out
+
+
+def _optional_array(tables: list[pa.Table], name: str, kind_type: pa.DataType, kind: str) -> np.ndarray | None:
+    """The column over all shards; None when every value is null; refused when only some are."""
+    try:
+        chunks = [c for t in tables for c in t.column(name).cast(kind_type).chunks]
+    except pa.ArrowException as exc:
+        raise SpecdynError(f"{kind} records have an unexpected type in {name} ({_first_line(exc)})") from None
+    column = pa.chunked_array(chunks, type=kind_type)
+    if column.null_count == len(column):
+        return None
+    if column.null_count:
+        raise SpecdynError(f"{kind} records have missing (null) values in {name}")
+    return column.to_numpy()
+
+
 def _column(table: pa.Table, name: str, dtype) -> np.ndarray:
     return table.column(name).to_numpy().astype(dtype, copy=False)
 
@@ -299,7 +410,7 @@ def _prompts(tables: list[pa.Table], table: pa.Table, domains: list[str]) -> Pro
     )
 
 
-def _nodes(table: pa.Table, prompt: np.ndarray, n_prompts: int, shards: _Shards) -> Nodes:
+def _nodes(table: pa.Table, prompt: np.ndarray, n_prompts: int, shards: _Shards, extra: dict) -> Nodes:
     ints = {n: _column(table, n, np.int64) for n in ("step", "node", "parent", "depth", "rank")}
     path = _column(table, "accepted_path", bool)
     return Nodes(
@@ -307,11 +418,13 @@ def _nodes(table: pa.Table, prompt: np.ndarray, n_prompts: int, shards: _Shards)
                                                                              "accept_prob")},
         accepted_local=_column(table, "accepted_local", bool), accepted_path=path,
         parent_reached=_reached_or_refuse(prompt, ints["step"], ints["node"], ints["parent"], path, shards),
+        **extra,
     )
 
 
-def _steps(table: pa.Table, prompt: np.ndarray) -> Steps:
-    return Steps(prompt=prompt, **{n: _column(table, n, np.int64) for n in ("step", "tree_size", "accepted")})
+def _steps(table: pa.Table, prompt: np.ndarray, extra: dict) -> Steps:
+    return Steps(prompt=prompt, **{n: _column(table, n, np.int64) for n in ("step", "tree_size", "accepted")},
+                 **extra)
 
 
 class MissingParentError(SpecdynError):
@@ -398,8 +511,21 @@ def _check_values(nodes: Nodes, steps: Steps) -> None:
         problems.append("depth < 1 or rank < 0")
     if (steps.accepted < 0).any():
         problems.append("negative step `accepted`")
+    for name in NODE_OPTIONAL:
+        if _outside_unit(getattr(nodes, name), nan_ok=name == "draft_target_tv"):
+            problems.append(f"{name} outside [0, 1]")
+    if steps.output_pos is not None and (steps.output_pos < 0).any():
+        problems.append("negative step `output_pos`")
     if problems:
         raise SpecdynError(f"invalid records: {'; '.join(problems)}")
+
+
+def _outside_unit(values: np.ndarray | None, nan_ok: bool) -> bool:
+    """Any value outside [0, 1] (NaN counts as outside unless ``nan_ok``); False for an absent column."""
+    if values is None:
+        return False
+    finite = values[~np.isnan(values)]
+    return bool((finite < 0).any() or (finite > 1).any() or (not nan_ok and len(finite) < len(values)))
 
 
 def _check_manifest_counts(run: RunData) -> None:

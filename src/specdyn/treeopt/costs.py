@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,14 @@ from specdyn.specs import TreeShape
 COSTS_FILE = "costs.json"
 FORMAT_VERSION = 1
 POOR_FIT = 0.15  # relative rms error above which `specdyn budget` warns
+
+
+class DraftCost(Enum):
+    """What one draft pass of a drafter costs under the cost model (the key `specdyn budget` prices a
+    drafter by; :mod:`specdyn.budget.drafters` maps drafter specs to it)."""
+
+    DRAFT_MODEL = "draft model"  # the draft model's fitted passes; a merged (distilled) adapter costs the same
+    NONE = "none"  # no model pass at all (prompt lookup)
 
 
 @dataclass
@@ -77,6 +86,10 @@ class CostModel:
     def draft_seconds(self, tokens: int, batch: int = 1) -> float:
         """Predicted seconds of one draft pass feeding ``tokens`` query tokens per row."""
         return self._fit(self.draft, Role.DRAFT, batch)(tokens)
+
+    def drafter_seconds(self, cost: DraftCost, tokens: int, batch: int = 1) -> float:
+        """Predicted seconds of one draft pass of a drafter of cost class ``cost``."""
+        return self.draft_seconds(tokens, batch) if cost is DraftCost.DRAFT_MODEL else 0.0
 
     def target_seconds(self, tokens: int, batch: int = 1) -> float:
         """Predicted seconds of one target pass feeding ``tokens`` query tokens per row."""
