@@ -17,7 +17,7 @@ from specdyn.rundir.reader import read_records
 from specdyn.suites import Prompt, write_suite
 from tiny import save_tiny_pair
 
-FLOATS = ("draft_prob", "draft_entropy", "target_prob", "target_entropy", "accept_prob")
+FLOATS = ("draft_prob", "draft_entropy", "target_prob", "target_entropy", "accept_prob", "draft_target_tv")
 TIMES = ("draft_seconds", "verify_seconds", "seconds")
 
 

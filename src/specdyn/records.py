@@ -71,6 +71,15 @@ class NodeRecord:
         "by those siblings: min(1, p/q) for children sampled from the draft, p for deterministic "
         "children. Temperature 0: 1.0 when `accepted_local`, else 0.0."
     )
+    draft_target_tv: float = _f(
+        "Total variation distance between the drafter's and the target's next-token distributions at the "
+        "parent position (temperature 1, over the full vocabulary): 0.5 * sum |q - p|. 1 - TV is the "
+        "probability that standard speculative sampling at temperature 1 accepts a token drawn from the "
+        "draft there. A truncated-vocabulary draft (`vocab=K`) puts all its mass on its K tokens, the "
+        "rest counts as 0. NaN for drafters without a distribution (prompt lookup, and the lookup steps of "
+        "`model:lookup=N`). Siblings share the value. Absent from run folders recorded before it existed.",
+        float("nan"),
+    )
 
 
 @dataclass(slots=True)
@@ -93,6 +102,29 @@ class StepRecord:
         "Wall time of the target verification pass plus acceptance and cache commit (batch time "
         "split evenly as for draft_seconds)."
     )
+    output_pos: int = _f(
+        "Tokens the prompt had generated before this step (0 for its first step): the step's position in "
+        "the output. Absent from run folders recorded before it existed.",
+        0,
+    )
+    draft_passes: int = _f(
+        "Draft-model forward passes that drafted this step's tree: 0 when no draft model ran for it "
+        "(prompt lookup, the lookup steps of `model:lookup=N`), else 1 (the pending token) plus the "
+        "number of tree levels the draft expanded, which early stop (`model:stop=V`) can cut short. "
+        "Absent from run folders recorded before it existed.",
+        0,
+    )
+
+
+class RecordLevel(Enum):
+    """How much a decoder records: ``FULL`` node and step records with every statistic (what `specdyn run`
+    writes); ``STEPS`` step records only, skipping the full-vocabulary statistics nodes need (`specdyn
+    decode`); ``NONE`` no records, only the generated tokens (speed benchmarks). Decoding, and so the
+    output, is the same at every level."""
+
+    FULL = "full"
+    STEPS = "steps"
+    NONE = "none"
 
 
 class Role(Enum):

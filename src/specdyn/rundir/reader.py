@@ -29,7 +29,7 @@ STEP_COLUMNS = ("prompt_id", "step", "tree_size", "accepted")
 PROMPT_COLUMNS = ("prompt_id", "domain", "output_ids", "steps", "seconds")
 PROMPT_OPTIONAL = ("text", "source")
 COLUMNS = {NODES: NODE_COLUMNS, STEPS: STEP_COLUMNS, PROMPTS: PROMPT_COLUMNS}
-OPTIONAL = {NODES: (), STEPS: (), PROMPTS: PROMPT_OPTIONAL}
+OPTIONAL = {NODES: (), STEPS: ("draft_passes",), PROMPTS: PROMPT_OPTIONAL}
 
 
 @dataclass
@@ -68,12 +68,14 @@ class Nodes:
 
 @dataclass
 class Steps:
-    """Step records as columns; ``prompt`` indexes ``RunData.prompts``."""
+    """Step records as columns; ``prompt`` indexes ``RunData.prompts``. ``draft_passes`` is None for a run
+    recorded before that field existed."""
 
     prompt: np.ndarray
     step: np.ndarray
     tree_size: np.ndarray
     accepted: np.ndarray
+    draft_passes: np.ndarray | None = None
 
 
 @dataclass
@@ -235,7 +237,7 @@ def run_from_tables(manifest: RunManifest, prompts: list[pa.Table], nodes: list[
     node_prompt = _prompt_index(node_table, ids, where[PROMPTS], where[NODES])
     step_prompt = _prompt_index(step_table, ids, where[PROMPTS], where[STEPS])
     run = RunData(run_dir, manifest, domains, _prompts(prompts, prompt_table, domains),
-                  _nodes(node_table, node_prompt, len(ids), where[NODES]), _steps(step_table, step_prompt),
+                  _nodes(node_table, node_prompt, len(ids), where[NODES]), _steps(step_table, step_prompt, steps),
                   _status_notes(manifest, len(ids)) + list(notes or []))
     _check_run(run, where[PROMPTS])
     return run
@@ -310,8 +312,17 @@ def _nodes(table: pa.Table, prompt: np.ndarray, n_prompts: int, shards: _Shards)
     )
 
 
-def _steps(table: pa.Table, prompt: np.ndarray) -> Steps:
-    return Steps(prompt=prompt, **{n: _column(table, n, np.int64) for n in ("step", "tree_size", "accepted")})
+def _steps(table: pa.Table, prompt: np.ndarray, shards: list[pa.Table]) -> Steps:
+    return Steps(prompt=prompt, **{n: _column(table, n, np.int64) for n in ("step", "tree_size", "accepted")},
+                 draft_passes=_added_column(shards, "draft_passes", np.int64))
+
+
+def _added_column(tables: list[pa.Table], name: str, dtype) -> np.ndarray | None:
+    """A column added to the records later, over every shard; None when some shard lacks it or holds nulls
+    (recorded before it existed)."""
+    if not tables or any(name not in t.column_names or t.column(name).null_count for t in tables):
+        return None
+    return np.concatenate([t.column(name).to_numpy().astype(dtype, copy=False) for t in tables])
 
 
 class MissingParentError(SpecdynError):
