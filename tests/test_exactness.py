@@ -141,8 +141,8 @@ class SkipsResidual(SamplingVerifier):
 class TopKAsDrawn(DraftModelProposer):
     """Top-k children verified as if drawn from the draft: min(1, p(x)/q(x)) with the draft's q (wrong)."""
 
-    def _pick(self, logits, ranks, rng):
-        return Picked(super()._pick(logits, ranks, rng).tokens, warped_probs(logits, self.sampling))
+    def _pick(self, logits, ranks, rng, *rest):
+        return Picked(super()._pick(logits, ranks, rng, *rest).tokens, warped_probs(logits, self.sampling))
 
 
 @pytest.mark.parametrize("case, wrong", [

@@ -8,11 +8,21 @@ from dataclasses import replace
 
 from specdyn.config import DecodeConfig
 from specdyn.engine import SpeculativeDecoder
-from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
+from specdyn.engine.cheap import int8_draft, truncated_head
+from specdyn.engine.drafters import LookupOrModelProposer, PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
 from specdyn.errors import SpecdynError
-from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, resolve_name
-from specdyn.specs import DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, TreeSpec, check_drafter_tree
+from specdyn.models import (
+    LoadedModel, ModelLimits, load_model, load_pair, load_tokenizer, model_limits, resolve_device, resolve_dtype,
+    resolve_name,
+)
+from specdyn.records import RecordLevel
+from specdyn.specs import (
+    DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, ModelDrafter, Quant, TreeSpec, check_drafter_tree,
+)
+from specdyn.token_lists import find_list
+
+LOOKUP_MAX_NGRAM = 3  # with model:lookup=N, matches of up to max(N, this) tokens are looked for
 
 
 def encode_messages(tokenizer, messages: list[dict], prompt_id: str = "the prompt") -> list[int]:
@@ -49,10 +59,13 @@ def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, pro
 
 
 def resolve_models(config: DecodeConfig) -> DecodeConfig:
-    """``config`` with local model folders as absolute paths; a local-looking name that is no folder is an
-    error here, before anything loads (see :func:`specdyn.models.classify` for the rule)."""
+    """``config`` with local model folders as absolute paths and ``dtype="auto"`` resolved for this machine
+    (:func:`specdyn.models.resolve_dtype`: what the manifest records and ``decode --json`` prints); a
+    local-looking name that is no folder is an error here, before anything loads (see
+    :func:`specdyn.models.classify` for the rule)."""
     draft = resolve_name(config.draft) if config.drafter.uses_draft_model else config.draft
-    return replace(config, draft=draft, target=resolve_name(config.target))
+    return replace(config, draft=draft, target=resolve_name(config.target),
+                   dtype=resolve_dtype(config.dtype, config.device))
 
 
 def check_limits(config: DecodeConfig, trees: Sequence[TreeSpec]) -> None:
@@ -62,6 +75,8 @@ def check_limits(config: DecodeConfig, trees: Sequence[TreeSpec]) -> None:
     draft = model_limits(config.draft) if config.drafter.uses_draft_model else None
     if isinstance(config.drafter, EarlyExitDrafter):
         _check_early_exit(config.drafter, target)
+    if isinstance(config.drafter, ModelDrafter):
+        _check_cheap_draft(config)
     contexts = [m.max_context for m in (target, draft) if m is not None]
     depth = max(t.max_depth for t in trees)
     if contexts and config.max_new_tokens + depth + 1 > min(contexts):
@@ -75,30 +90,64 @@ def _check_early_exit(drafter: EarlyExitDrafter, target: ModelLimits | None) -> 
                            f"{target.layers} (1 <= layers < {target.layers})")
 
 
-def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel) -> Proposer:
-    """The proposer that ``drafter`` makes for ``tree``."""
+def _check_cheap_draft(config: DecodeConfig) -> None:
+    """``quant=int8`` needs the CPU; ``vocab=K`` a token list for the draft's tokenizer holding K tokens
+    (checked from the tokenizer alone; a registry draft not converted yet is checked once loaded)."""
+    drafter = config.drafter
+    if drafter.quant is Quant.INT8 and resolve_device(config.device).type != "cpu":
+        raise SpecdynError(f"--drafter {drafter.text}: quant=int8 runs on the CPU only; use --device cpu")
+    tokenizer = load_tokenizer(config.draft, prepare=False) if drafter.vocab else None
+    if tokenizer is not None:
+        find_list(tokenizer.get_vocab(), config.draft).top(drafter.vocab)
+
+
+def prepare_draft(drafter: DrafterSpec, draft: LoadedModel | None) -> LoadedModel | None:
+    """``draft`` as ``drafter`` runs it: its LM head cut to the token list's K most frequent tokens
+    (``vocab=K``), then int8 (``quant=int8``); as loaded otherwise. The given model is left untouched."""
+    if draft is None or not isinstance(drafter, ModelDrafter):
+        return draft
+    model = draft.model
+    if drafter.vocab:
+        model = truncated_head(model, find_list(draft.tokenizer.get_vocab(), draft.name).top(drafter.vocab))
+    if drafter.quant is Quant.INT8:
+        model = int8_draft(model)
+    return replace(draft, model=model)
+
+
+def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel,
+                   records: RecordLevel = RecordLevel.FULL) -> Proposer:
+    """The proposer that ``drafter`` makes for ``tree`` (``draft`` as :func:`prepare_draft` made it); the
+    draft statistics node records need are kept only for ``records=FULL``."""
     check_drafter_tree(drafter, tree)
     if isinstance(drafter, LookupDrafter):
         return PromptLookupProposer(tree.shape, max_ngram=drafter.ngram)
     model = early_exit_model(target.model, drafter.layers) if isinstance(drafter, EarlyExitDrafter) else draft.model
+    stop, full = getattr(drafter, "stop", 0.0), records is RecordLevel.FULL
     if isinstance(tree, DynamicTree):
-        return DynamicDraftProposer(model, tree)
-    return DraftModelProposer(model, tree.shape)
+        return DynamicDraftProposer(model, tree, stop=stop, full_stats=full)
+    proposer = DraftModelProposer(model, tree.shape, stop=stop, full_stats=full)
+    lookup = getattr(drafter, "lookup", 0)
+    if not lookup:
+        return proposer
+    return LookupOrModelProposer(PromptLookupProposer(tree.shape, max(lookup, LOOKUP_MAX_NGRAM), lookup), proposer)
 
 
 def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: LoadedModel,
-                  tree: TreeSpec | None = None) -> SpeculativeDecoder:
-    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own)."""
-    proposer = build_proposer(config.drafter, tree or config.tree, draft, target)
-    return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens)
+                  tree: TreeSpec | None = None, records: RecordLevel = RecordLevel.FULL) -> SpeculativeDecoder:
+    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own),
+    recording at level ``records``."""
+    proposer = build_proposer(config.drafter, tree or config.tree, draft, target, records)
+    return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens, records=records)
 
 
 def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
     """(draft, target) LoadedModels for ``config``, after :func:`check_limits` for ``trees`` (default: the
-    config's tree); draft is None when the drafter needs no draft model."""
+    config's tree); draft is None when the drafter needs no draft model, and made cheaper as the drafter
+    says (:func:`prepare_draft`)."""
     check_limits(config, trees or [config.tree])
     if config.drafter.uses_draft_model:
-        return load_pair(config.draft, config.target, config.dtype, config.device)
+        draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
+        return prepare_draft(config.drafter, draft), target
     return None, load_model(config.target, config.dtype, config.device)
 
 
@@ -115,10 +164,10 @@ class TextDecoder:
     >>> res.text, res.output_ids, res.accepted, res.nodes[:3]
     """
 
-    def __init__(self, config: DecodeConfig | None = None):
+    def __init__(self, config: DecodeConfig | None = None, records: RecordLevel = RecordLevel.FULL):
         self.config = resolve_models(config or DecodeConfig())
         self.draft, self.target = load_models(self.config)
-        self.decoder = build_decoder(self.config, self.draft, self.target)
+        self.decoder = build_decoder(self.config, self.draft, self.target, records=records)
 
     def generate(self, prompt: str, raw: bool = False):
         tok = self.target.tokenizer

@@ -25,7 +25,9 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
     p.add_argument("--drafter", help=f"how trees are drafted: {DRAFTER_HELP}")
     p.add_argument("--tree", metavar="SPEC", help=f"tree: {TREE_HELP} (default {d.tree.text}; at most {MAX_TREE_NODES} nodes)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
+                   help=f"model dtype (default {d.dtype}: bfloat16 on hardware that runs it natively, i.e. CUDA with "
+                   "bf16 or a CPU with AVX512-BF16/AMX, else float32; losslessness is exact in float32)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
 
 
