@@ -4,9 +4,10 @@ and proposers built from spec objects."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from specdyn.config import DecodeConfig
+from specdyn.defaults import CHEAP_VOCAB
 from specdyn.engine import SpeculativeDecoder
 from specdyn.engine.cheap import int8_draft, truncated_head
 from specdyn.engine.drafters import LookupOrModelProposer, PromptLookupProposer, early_exit_model
@@ -149,6 +150,48 @@ def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
         draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
         return prepare_draft(config.drafter, draft), target
     return None, load_model(config.target, config.dtype, config.device)
+
+
+def cheaper_drafters(drafter: DrafterSpec) -> list[ModelDrafter]:
+    """The cheaper variants of a model drafter `specdyn budget --measure` times besides it: int8, and int8
+    with a truncated head of CHEAP_VOCAB tokens, each keeping the drafter's other options."""
+    if not isinstance(drafter, ModelDrafter):
+        return []
+    variants = [replace(drafter, quant=Quant.INT8, vocab=v) for v in (drafter.vocab, drafter.vocab or CHEAP_VOCAB)]
+    return [v for v in dict.fromkeys(variants) if v != drafter]
+
+
+@dataclass
+class TimedModels:
+    """The models `specdyn budget --measure` times: the run's drafter's model (None for prompt lookup), the
+    cheaper drafters' (spec text -> model) and the target's."""
+
+    draft: object | None
+    target: object
+    alternatives: dict[str, object] = field(default_factory=dict)
+
+
+def timed_models(config: DecodeConfig) -> TimedModels:
+    """Load what a run with ``config`` drafts and verifies with, plus its cheaper drafters' models (those
+    a token list and the device allow), after :func:`check_limits`."""
+    check_limits(config, [config.tree])
+    if not config.drafter.uses_draft_model:
+        target = load_model(config.target, config.dtype, config.device)
+        own = early_exit_model(target.model, config.drafter.layers) if isinstance(config.drafter, EarlyExitDrafter) else None
+        return TimedModels(own, target.model)
+    plain, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    others = {d.text: prepare_draft(d, plain).model for d in cheaper_drafters(config.drafter) if _buildable(d, plain)}
+    return TimedModels(prepare_draft(config.drafter, plain).model, target.model, others)
+
+
+def _buildable(drafter: ModelDrafter, draft: LoadedModel) -> bool:
+    """Whether this machine and the draft's token list allow ``drafter``."""
+    try:
+        if drafter.vocab:
+            find_list(draft.tokenizer.get_vocab(), draft.name).top(drafter.vocab)
+        return drafter.quant is not Quant.INT8 or next(draft.model.parameters()).device.type == "cpu"
+    except SpecdynError:
+        return False
 
 
 def context_limit(draft: LoadedModel | None, target: LoadedModel) -> int:

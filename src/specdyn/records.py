@@ -143,6 +143,13 @@ class Timing:
     tokens: int = _f("New query tokens per row (a chain of tree nodes) fed in the pass.")
     seconds: float = _f("Median wall seconds of the timed passes.")
     samples: list[float] = field(default_factory=list, metadata={"doc": "Wall seconds of every timed pass."})
+    drafter: str = _f(
+        "For a draft timing, the drafter spec whose model was timed (`model`, `model:quant=int8,vocab=32768`, "
+        "`early-exit:layers=8`, ...): the run's own drafter and the cheaper ones `specdyn budget --measure` "
+        "compares it with. Empty for the target, and in cost models measured before this field existed "
+        "(they timed the run's drafter).",
+        "",
+    )
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -9,7 +9,8 @@ from specdyn.budget.acceptance import DEFAULT_MIN_OBSERVATIONS, acceptance_vecto
 from specdyn.budget.costs import COSTS_FILE, CostModel
 from specdyn.budget.measured import domain_stats
 from specdyn.budget.output import BUDGET_DIR, format_plan, write_plans
-from specdyn.budget.plan import plan_domain
+from specdyn.budget.plan import drafter_choice, plan_domain
+from specdyn.budget.replay import replay
 from specdyn.commands.common import out_path, print_notes
 from specdyn.config import RunConfig
 from specdyn.errors import SpecdynError
@@ -22,7 +23,9 @@ MAX_DEPTH = 16  # every level costs a draft pass, and the search prices max_node
 DEFAULT_REPEATS = 5  # timed passes per size with --measure
 
 FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_draft(frontier_l) + t_target(nodes + 1)); "
-           "expected_accepted = sum over nodes of prod p[rank] on the root path (bonus not counted)")
+           "expected_accepted = sum over nodes of prod p[rank] on the root path (bonus not counted); replayed: the same "
+           "per recorded step, with its draft passes and internal nodes; cheaper drafters: their own t_draft, the "
+           "run's p assumed")
 
 
 def add_parser(sub) -> None:
@@ -41,7 +44,8 @@ def add_parser(sub) -> None:
                    help=f"parent-accepted nodes needed per sibling rank (default {DEFAULT_MIN_OBSERVATIONS})")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default RUN_DIR/{BUDGET_DIR})")
     p.add_argument("--measure", action="store_true",
-                   help=f"time the run's models on this machine and (re)write RUN_DIR/{COSTS_FILE}")
+                   help=f"time the run's target and drafter on this machine, and cheaper drafters (int8, int8 with a "
+                   f"32k-token head) to compare with, and (re)write RUN_DIR/{COSTS_FILE}")
     p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the run's batch_size)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                    help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
@@ -61,13 +65,14 @@ def _check(args) -> None:
 
 def _measure(run: RunData, config: RunConfig, batch: int, repeats: int) -> CostModel:
     from specdyn.engine.timing import DEFAULT_BATCHES, measure_timings
-    from specdyn.models import load_pair
+    from specdyn.pipeline import timed_models
 
-    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
-    print(f"specdyn: timing {config.draft} and {config.target} ({config.dtype})...", file=sys.stderr)
-    info = {"draft": config.draft, "target": config.target, "dtype": config.dtype}
-    measured = measure_timings(draft.model, target.model, batches=sorted({*DEFAULT_BATCHES, batch}), repeats=repeats,
-                               info=info)
+    models = timed_models(config)
+    drafters = ", ".join([config.drafter.text, *models.alternatives])
+    print(f"specdyn: timing {config.target} and the drafters {drafters} ({config.dtype})...", file=sys.stderr)
+    info = {"draft": config.draft, "target": config.target, "dtype": config.dtype, "drafter": config.drafter.text}
+    measured = measure_timings(models.draft, models.target, batches=sorted({*DEFAULT_BATCHES, batch}), repeats=repeats,
+                               info=info, drafter=config.drafter.text, alternatives=models.alternatives)
     costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info)
     costs.save(run.run_dir / COSTS_FILE)
     return costs
@@ -84,9 +89,13 @@ def load_costs(run: RunData, config: RunConfig, batch: int, measure: bool, repea
 
 
 def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
+    timed = costs.info.get("drafter", config.drafter.text)
+    if timed != config.drafter.text:
+        print(f"specdyn: warning: the cost model timed drafter {timed!r}, the run used {config.drafter.text!r}; "
+              "re-measure with --measure", file=sys.stderr)
     if not config.drafter.uses_draft_model:
-        print(f"specdyn: warning: the run used drafter {config.drafter.text!r}, but the cost model prices draft-model "
-              f"passes; predicted speeds do not apply to that drafter", file=sys.stderr)
+        print(f"specdyn: note: the run used drafter {config.drafter.text!r}: its own steps are priced as recorded; the "
+              "Sequoia trees are priced as if a draft model with these costs drafted them", file=sys.stderr)
     poor = costs.poor_fits(batch)  # also fails if this batch was not measured
     if poor:
         print(f"specdyn: warning: noisy cost fit for {', '.join(poor)}; the machine was probably busy while timing. "
@@ -115,7 +124,17 @@ def run(args) -> int:
     batch = args.batch or config.batch_size
     costs = load_costs(run, config, batch, args.measure, args.repeats)
     _warn(config, costs, batch)
-    plans = [plan_domain(v, costs, args.max_nodes, args.max_depth, batch, config.tree_for(d).shape, domain_stats(run, d))
-             for d, v in vectors.items()]
+    plans = [_plan(run, config, d, v, costs, batch, args) for d, v in vectors.items()]
     _write(out, run, config, plans, costs, batch, args)
     return 0
+
+
+def _plan(run: RunData, config: RunConfig, domain: str, vector, costs: CostModel, batch: int, args):
+    """The domain's plan, the run's own steps priced as recorded, and each cheaper drafter timed."""
+    plan = plan_domain(vector, costs, args.max_nodes, args.max_depth, batch, config.tree_for(domain).shape,
+                       domain_stats(run, domain))
+    index = run.domains.index(domain)
+    plan.replayed = replay(run, index, costs, batch)
+    plan.drafters = [drafter_choice(d, vector, costs.for_drafter(d), args.max_nodes, args.max_depth, batch,
+                                    replay(run, index, costs.for_drafter(d), batch)) for d in costs.alternatives]
+    return plan
