@@ -31,7 +31,7 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
 
 
-def _file_values(path: str, cls) -> dict:
+def config_file_values(path: str, cls) -> dict:
     """The TOML file's settings; for `decode`, settings only `run` has are dropped with a note."""
     values = read_toml(path)
     ignored = sorted(k for k in values if k in RUN_ONLY_KEYS) if cls is DecodeConfig else []
@@ -43,7 +43,7 @@ def _file_values(path: str, cls) -> dict:
 def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     """Defaults, then the TOML file, then the flags: parsed into spec objects and checked, model names
     resolved (local folders as absolute paths). Nothing is loaded."""
-    config = merge(cls(), _file_values(args.config, cls), origin=args.config) if args.config else cls()
+    config = merge(cls(), config_file_values(args.config, cls), origin=args.config) if args.config else cls()
     names = {f.name for f in fields(config)}
     config = merge(config, {k: v for k, v in vars(args).items() if k in names})
     return resolve_models(config)
