@@ -119,7 +119,7 @@ def write_seconds(rows) -> float:
         return time.perf_counter() - start
 
 
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag in ("--draft", "--target", "--drafter", "--tree", "--dtype"):
         ap.add_argument(flag)
@@ -130,7 +130,11 @@ def main() -> None:
     ap.add_argument("--records", choices=[r.value for r in RecordLevel], default="full")
     ap.add_argument("--torch-profile", action="store_true")
     ap.add_argument("--tiny", action="store_true", help="tiny random models (tests/tiny.py) instead of the real pair")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     config, draft, target = load(args)
     decoder = build_decoder(config, draft, target, records=RecordLevel(args.records))
     rows = decoder._start(prompts(config, target, config.batch_size))

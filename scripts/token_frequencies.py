@@ -72,14 +72,18 @@ def texts(files: list[Path]):
         yield f.read_text(encoding="utf-8", errors="replace")
 
 
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_DRAFT, help="whose tokenizer (registry name, folder or hub id)")
     ap.add_argument("--name", default="qwen2.5", help="list file name (without .json)")
     ap.add_argument("--limit", type=int, default=65536, help="tokens kept in the list (the largest usable K)")
     ap.add_argument("--package", action="store_true", help=f"write into {PACKAGE_DIR} (the shipped lists)")
     ap.add_argument("--out", help=f"folder to write to (default {cache_root() / LIST_DIR})")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     tok = load_tokenizer(args.model)
     files = corpus_files()
     counts = count_tokens(lambda t: tok(t, add_special_tokens=False)["input_ids"], texts(files))

@@ -3,40 +3,18 @@ in float32 on tiny Qwen2 and Llama models, and each changes the draft the way it
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
-from specdyn.engine import PromptInput, SpeculativeDecoder, target_greedy
 from specdyn.engine.cheap import TruncatedHead, int8_draft, truncated_head
 from specdyn.engine.drafters import LookupOrModelProposer, PromptLookupProposer
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer
 from specdyn.specs import parse_tree, static_shape
+from test_drafters import assert_lossless, prompts
 from tiny import VOCAB, perturbed, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-EOS = 3
 KEEP = list(range(0, VOCAB, 2))  # a truncated head over the even token ids
-
-
-def prompts(seed: int, n: int = 3, repetitive: bool = False) -> list[PromptInput]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        base = [rng.randrange(VOCAB) for _ in range(rng.randint(2, 6))]
-        ids = (base * 5)[: rng.randint(6, 30)] if repetitive else [rng.randrange(VOCAB) for _ in range(rng.randint(1, 20))]
-        out.append(PromptInput(f"p{i}", ids))
-    return out
-
-
-def decode(proposer, target, inputs, max_new=24, batch=2):
-    """Decode ``inputs`` and check every output against target-only greedy decoding."""
-    results = list(SpeculativeDecoder(proposer, target, [EOS], max_new_tokens=max_new).generate_many(inputs, batch))
-    assert len(results) == len(inputs)
-    for res in results:
-        assert res.output_ids == target_greedy(target, res.prompt_ids, max_new, [EOS])
-    return results
 
 
 def is_int8(module) -> bool:
@@ -58,8 +36,8 @@ def test_int8_draft_is_lossless_and_close_to_the_float_draft(arch):
     with torch.inference_mode():
         a, b = draft(ids).logits.softmax(-1), cheap(ids).logits.softmax(-1)
     assert 0 < (a - b).abs().sum(-1).max() < 0.2  # rounded, not broken
-    decode(DraftModelProposer(cheap, static_shape(3, 2)), target, prompts(1))
-    decode(DynamicDraftProposer(cheap, parse_tree("dynamic:nodes=6,depth=3,topk=2")), target, prompts(2))
+    assert_lossless(DraftModelProposer(cheap, static_shape(3, 2)), target, prompts(1))
+    assert_lossless(DynamicDraftProposer(cheap, parse_tree("dynamic:nodes=6,depth=3,topk=2")), target, prompts(2))
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
@@ -73,7 +51,7 @@ def test_truncated_head_drafts_only_its_tokens_and_is_lossless(arch):
     assert cut.shape == full.shape and torch.isfinite(cut).all()
     assert torch.equal(cut[..., KEEP], full[..., KEEP])
     assert (cut.softmax(-1)[..., 1::2] == 0).all()  # odd tokens have probability exactly 0
-    results = decode(DraftModelProposer(cheap, static_shape(3, 2)), target, prompts(3))
+    results = assert_lossless(DraftModelProposer(cheap, static_shape(3, 2)), target, prompts(3))
     nodes = [n for r in results for n in r.nodes]
     assert nodes and all(n.token % 2 == 0 for n in nodes)
     assert all(0 <= n.draft_target_tv <= 1 and n.draft_entropy >= 0 for n in nodes)
@@ -82,7 +60,7 @@ def test_truncated_head_drafts_only_its_tokens_and_is_lossless(arch):
 def test_int8_truncated_draft_is_lossless_at_batch_three():
     target, draft = pair("qwen2", seed=4)
     cheap = int8_draft(truncated_head(draft, KEEP))
-    results = decode(DraftModelProposer(cheap, static_shape(2, 3)), target, prompts(4, n=4), batch=3)
+    results = assert_lossless(DraftModelProposer(cheap, static_shape(2, 3)), target, prompts(4, n=4), batch=3)
     assert all(n.token % 2 == 0 for r in results for n in r.nodes)
 
 
@@ -90,8 +68,8 @@ def test_int8_truncated_draft_is_lossless_at_batch_three():
 def test_early_stop_cuts_unlikely_branches_and_is_lossless(arch):
     target, draft = pair(arch, noise=0.5)
     shape, inputs = static_shape(4, 2), prompts(5, n=4)
-    full = decode(DraftModelProposer(draft, shape), target, inputs)
-    cut = decode(DraftModelProposer(draft, shape, stop=0.3), target, inputs)
+    full = assert_lossless(DraftModelProposer(draft, shape), target, inputs)
+    cut = assert_lossless(DraftModelProposer(draft, shape, stop=0.3), target, inputs)
     for res in cut:
         for step in res.steps:
             nodes = [n for n in res.nodes if n.step == step.step]
@@ -108,7 +86,7 @@ def test_early_stop_cuts_unlikely_branches_and_is_lossless(arch):
 def test_early_stop_on_dynamic_trees_is_lossless():
     target, draft = pair("llama", noise=0.5)
     tree = parse_tree("dynamic:nodes=10,depth=4,topk=3")
-    results = decode(DynamicDraftProposer(draft, tree, stop=0.25), target, prompts(6))
+    results = assert_lossless(DynamicDraftProposer(draft, tree, stop=0.25), target, prompts(6))
     assert any(s.draft_passes < tree.depth for r in results for s in r.steps)
 
 
@@ -118,7 +96,7 @@ def test_lookup_or_model_uses_lookup_on_matches_and_the_model_elsewhere(arch):
     shape = static_shape(3, 2)
     proposer = LookupOrModelProposer(PromptLookupProposer(shape, max_ngram=3, min_ngram=2), DraftModelProposer(draft, shape))
     inputs = prompts(7, n=2, repetitive=True) + prompts(8, n=2)
-    results = decode(proposer, target, inputs, batch=3)
+    results = assert_lossless(proposer, target, inputs, batch=3)
     steps = [s for r in results for s in r.steps]
     assert any(s.draft_passes == 0 for s in steps) and any(s.draft_passes > 0 for s in steps)
     for res in results:
