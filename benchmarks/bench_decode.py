@@ -41,6 +41,7 @@ from specdyn.study import interleave, load_prompts
 
 FASTEST = Path(__file__).with_name("fastest.toml")
 TARGET_ONLY, HF = "target-only greedy", "HF assisted (default draft)"
+WIDTH = 96  # method name column
 
 
 @dataclass
@@ -100,7 +101,7 @@ def run_prompt(ids: list[int], runs: dict, tallies: dict[str, Tally]) -> None:
         tally.tokens, tally.seconds = tally.tokens + len(out), tally.seconds + seconds
         tally.same.append(diff is None)
         mark = "same" if diff is None else f"DIFFERS at token {diff}"
-        print(f"  {method:58s} {len(out):4d} tok {seconds:7.2f} s {len(out) / seconds:6.2f} tok/s  {mark}", flush=True)
+        print(f"  {method:{WIDTH}s} {len(out):4d} tok {seconds:7.2f} s {len(out) / seconds:6.2f} tok/s  {mark}", flush=True)
 
 
 def summary(tallies: dict[str, Tally], config: DecodeConfig, prompts: int) -> None:
@@ -108,9 +109,9 @@ def summary(tallies: dict[str, Tally], config: DecodeConfig, prompts: int) -> No
     flags = sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8"})
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU flags {flags}; "
           f"target {config.target} ({config.dtype}); {prompts} prompts x max {config.max_new_tokens} new tokens")
-    print(f"{'method':58s} {'tok/s':>7s} {'vs target-only':>15s} {'vs HF assisted':>15s} {'= target-only':>14s}")
+    print(f"{'method':{WIDTH}s} {'tok/s':>7s} {'vs target-only':>15s} {'vs HF assisted':>15s} {'= target-only':>14s}")
     for method, t in tallies.items():
-        print(f"{method:58s} {t.rate:7.2f} {t.rate / base:14.2f}x {t.rate / hf:14.2f}x {sum(t.same):>7d}/{len(t.same)}")
+        print(f"{method:{WIDTH}s} {t.rate:7.2f} {t.rate / base:14.2f}x {t.rate / hf:14.2f}x {sum(t.same):>7d}/{len(t.same)}")
 
 
 def parse_args():

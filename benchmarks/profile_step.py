@@ -3,8 +3,9 @@ pass, acceptance, cache commits, record statistics, the rest of the Python step,
 
 Builds the decoder exactly as `specdyn run` does (RunConfig defaults unless overridden, full records),
 starts ``--batch-size`` default-suite prompts (one per domain in turn), runs ``--warmup`` steps, then times
-``--steps`` steps phase by phase and writes their records once through the run-folder writer (I/O). Prints
-milliseconds per step and shares. ``--torch-profile`` adds torch.profiler's operator table for one step.
+``--steps`` steps phase by phase, and times writing one prompt's records through the run-folder writer (I/O,
+spread over ``--steps-per-prompt`` steps, as a run writes a shard per finished prompt). Prints milliseconds
+per step and shares. ``--torch-profile`` adds torch.profiler's operator table for one step.
 
     python benchmarks/profile_step.py [--steps 5] [--batch-size 4] [--dtype auto] [--drafter SPEC] [--tree SPEC]
         [--records full|steps|none] [--max-new-tokens N] [--torch-profile] [--tiny]
@@ -109,13 +110,14 @@ def prompts(config: RunConfig, target, n: int) -> list[PromptInput]:
     return [PromptInput(p.id, encode_messages(target.tokenizer, p.messages)) for p in suite]
 
 
-def write_seconds(rows) -> float:
-    """Seconds to write the rows' records as one shard through the run-folder writer."""
+def write_seconds(row) -> float:
+    """Seconds to write one prompt's records as a shard through the run-folder writer (a run writes one
+    shard per finished prompt)."""
     with tempfile.TemporaryDirectory() as tmp:
         writer = RunWriter(Path(tmp) / "run")
         writer.open()
         start = time.perf_counter()
-        writer.append([FinishedPrompt(r.result, "profile", "profile") for r in rows])
+        writer.append([FinishedPrompt(row.result, "profile", "profile")])
         return time.perf_counter() - start
 
 
@@ -127,6 +129,8 @@ def parse_args():
     ap.add_argument("--max-new-tokens", type=int)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--steps-per-prompt", type=float, default=36.0,
+                    help="steps a prompt takes, to spread its shard write over (the default study: 7,261 / 200)")
     ap.add_argument("--records", choices=[r.value for r in RecordLevel], default="full")
     ap.add_argument("--torch-profile", action="store_true")
     ap.add_argument("--tiny", action="store_true", help="tiny random models (tests/tiny.py) instead of the real pair")
@@ -144,7 +148,8 @@ def main() -> None:
     for _ in range(args.steps):
         decoder.step(rows)
     phases = breakdown(timer.seconds)
-    phases["writing records"] = write_seconds(rows) * args.steps / (args.steps + args.warmup)  # records of every step
+    # a batched step advances `batch` prompts by one step each; a prompt is written once, after ~steps_per_prompt steps
+    phases["writing records"] = write_seconds(rows[0]) * len(rows) / args.steps_per_prompt * args.steps
     report(config, args, phases)
     if args.torch_profile:
         torch_table(decoder, rows)
