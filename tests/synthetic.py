@@ -21,8 +21,8 @@ so nodes of one prompt are correlated). At a position whose children sit at dept
   [0.55, 0.95) at hard ones, so every trial in a TV bin below 0.4 is at an easy position;
 - a step's ``output_pos`` counts the tokens the prompt's earlier steps emitted (``accepted`` + 1 each).
 
-``SyntheticSpec.new_fields = False`` writes a run folder as recorded before ``draft_target_tv`` and
-``output_pos`` existed (the columns are absent).
+``SyntheticSpec.new_fields = False`` writes a run folder as recorded before ``draft_target_tv``,
+``output_pos`` and ``draft_passes`` existed (the columns are absent).
 
 ``accepted_path`` follows from ``accepted_local`` along root paths, and a step's ``accepted`` is the
 number of path-accepted nodes, exactly as the real engine records them. :func:`true_values` computes the
@@ -80,11 +80,11 @@ class SyntheticSpec:
     prompts_per_shard: int = 50
     seed: int = 0
     status: str = "complete"  # the manifest's status: complete or running
-    new_fields: bool = True  # record draft_target_tv and output_pos (False: a folder from before they existed)
+    new_fields: bool = True  # record draft_target_tv, output_pos, draft_passes (False: a folder from before they existed)
     pair: tuple[str, str] | None = None  # (draft, target) names in the manifest; None: the config's defaults
 
 
-NEW_FIELDS = {"nodes": ("draft_target_tv",), "steps": ("output_pos",)}  # added to the records later
+NEW_FIELDS = {"nodes": ("draft_target_tv",), "steps": ("output_pos", "draft_passes")}  # added to the records later
 
 
 def full_tree(depth: int, branch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,6 +158,7 @@ def simulate(spec: SyntheticSpec) -> tuple[pa.Table, pa.Table, pa.Table]:
         "tree_size": pa.array(np.full(n_steps, len(parent)), pa.int32()),
         "accepted": pa.array(cat["accepted"], pa.int32()),
         "output_pos": pa.array(_output_positions(step_prompt, cat["accepted"]), pa.int32()),
+        "draft_passes": pa.array(np.full(n_steps, int(np.max(cat["depth"]))), pa.int32()),  # 1 + levels below the top
         "draft_seconds": pa.array(rng.uniform(0.01, 0.02, n_steps)),
         "verify_seconds": pa.array(rng.uniform(0.02, 0.04, n_steps)),
         "domain": strings(step_prompt, domain_of_prompt),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -20,13 +21,16 @@ from specdyn.cli import main
 from specdyn.config import RunConfig
 from specdyn.defaults import DEFAULT_TREE
 from specdyn.engine import GenerationResult
+from specdyn.engine.cheap import int8_draft
 from specdyn.engine.timing import _bench, measure_timings
 from specdyn.errors import SpecdynError
+from specdyn.budget.replay import replay
+from specdyn.pipeline import cheaper_drafters
 from specdyn.records import NodeRecord, Role, StepRecord, Timing
 from specdyn.rundir.manifest import RunManifest, RunStatus
 from specdyn.rundir.reader import load_run, run_from_tables
 from specdyn.rundir.writer import FinishedPrompt, RunWriter
-from specdyn.specs import TreeShape, parse_tree, shape_from_paths, static_shape
+from specdyn.specs import TreeShape, parse_drafter, parse_tree, shape_from_paths, static_shape
 from tiny import perturbed, save_tiny_pair, tiny_model
 
 # ------------------------------------------------------------------ synthetic runs (also used by test_compare)
@@ -51,7 +55,8 @@ def simulate(prompt_id: str, shape: TreeShape, p: list[float], steps: int, rng: 
             parent = index[path_[:-1]] if len(path_) > 1 else -1
             res.nodes.append(NodeRecord(prompt_id, s, i, parent, len(path_), path_[-1], 10 + i, 0.5, 1.0, 0.5, 1.0,
                                         1.0, i in on, i in on))
-        res.steps.append(StepRecord(prompt_id, s, shape.size, len(path), step_seconds / 2, step_seconds / 2))
+        res.steps.append(StepRecord(prompt_id, s, shape.size, len(path), step_seconds / 2, step_seconds / 2,
+                                    len(res.output_ids), shape.depth))
         res.output_ids += [7] * (len(path) + 1)
     res.seconds = steps * step_seconds
     return res
@@ -72,9 +77,11 @@ def make_run(root, tree: str, p_by_domain: dict, prompts: int = 8, steps: int = 
     return root
 
 
-def synthetic_costs(draft=(0.010, 0.0005), target=(0.040, 0.002), batches=(1, 4)) -> CostModel:
-    timings = [Timing(role.value, b, n, a + k * n) for role, (a, k) in ((Role.DRAFT, draft), (Role.TARGET, target))
-               for b in batches for n in (1, 8, 32)]
+def synthetic_costs(draft=(0.010, 0.0005), target=(0.040, 0.002), batches=(1, 4), others=None) -> CostModel:
+    """Exact linear costs; ``others``: cheaper drafters' (intercept, slope), timed besides the run's."""
+    drafts = [("", draft)] + list((others or {}).items())
+    timings = [Timing(Role.DRAFT.value, b, n, a + k * n, drafter=d) for d, (a, k) in drafts for b in batches for n in (1, 8, 32)]
+    timings += [Timing(Role.TARGET.value, b, n, target[0] + target[1] * n) for b in batches for n in (1, 8, 32)]
     return CostModel.from_timings(timings, info={"synthetic": True})
 
 
@@ -221,6 +228,19 @@ def test_fit_recovers_line_and_json_roundtrip():
         CostModel.from_json({"fits": {}})
 
 
+def test_cost_model_with_cheaper_drafters_and_without_a_draft_model():
+    costs = synthetic_costs(others={"model:quant=int8": (0.004, 0.0002)})
+    assert costs.draft_seconds(1, 1) == pytest.approx(0.0105)
+    assert list(costs.alternatives) == ["model:quant=int8"]
+    cheap = costs.for_drafter("model:quant=int8")
+    assert cheap.draft_seconds(1, 1) == pytest.approx(0.0042) and cheap.target_seconds(1, 1) == costs.target_seconds(1, 1)
+    assert CostModel.from_json(json.loads(json.dumps(costs.to_json()))) == costs
+    with pytest.raises(SpecdynError, match="no timings of drafter"):
+        costs.for_drafter("model:quant=int4")
+    lookup = CostModel.from_timings([t for t in costs.timings if t.role == "target"], info={"drafter": "lookup:ngram=3"})
+    assert lookup.draft_seconds(4, 1) == 0.0 and lookup.batches == [1, 4] and not lookup.poor_fits(1)
+
+
 def test_measure_costs_on_tiny_models_restores_the_cache():
     target = tiny_model(seed=0)
     bench = _bench(Role.TARGET, target, 2, (3,), 20, __import__("torch").Generator().manual_seed(0))
@@ -228,10 +248,12 @@ def test_measure_costs_on_tiny_models_restores_the_cache():
     bench.lm.commit([[], []])
     assert bench.lm.context_len() == [20, 20]
     assert (bench.lm.forward(bench.queries[3]) == first).all()  # same cache, same logits
-    measured = measure_timings(perturbed(target, 0.3), target, sizes=(1, 4), batches=(1, 2), repeats=1, context=16)
-    costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info)
-    assert len(costs.timings) == 8 and all(t.seconds > 0 and len(t.samples) == 1 for t in costs.timings)
+    measured = measure_timings(perturbed(target, 0.3), target, sizes=(1, 4), batches=(1, 2), repeats=1, context=16,
+                               drafter="model", alternatives={"model:quant=int8": int8_draft(target)})
+    costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info | {"drafter": "model"})
+    assert len(costs.timings) == 12 and all(t.seconds > 0 and len(t.samples) == 1 for t in costs.timings)
     assert costs.batches == [1, 2] and costs.context_tokens == 16
+    assert list(costs.alternatives) == ["model:quant=int8"] and set(costs.alternatives["model:quant=int8"]) == {1, 2}
 
 
 # ------------------------------------------------------------------ choice
@@ -265,6 +287,29 @@ def test_choice_follows_the_costs():
         assert len(plan.candidates) == 32 * 6
 
 
+def test_replay_prices_each_recorded_step(tmp_path):
+    shape = static_shape(3, 2)
+    run = load_run(make_run(tmp_path / "run", DEFAULT_TREE, {"code": [0.7, 0.15]}, prompts=2, steps=10))
+    costs = synthetic_costs()
+    got = replay(run, 0, costs, 1)
+    assert got.step_seconds == pytest.approx(step_seconds(shape, costs, 1))  # a static tree: the shape's formula
+    assert got.draft_passes_per_step == 3 and got.nodes_per_step == 14
+    assert got.tokens_per_second == pytest.approx((1 + got.accepted_per_step) / got.step_seconds)
+    lookup = replace(run, steps=replace(run.steps, draft_passes=np.zeros_like(run.steps.step)))  # no draft pass at all
+    assert replay(lookup, 0, costs, 1).step_seconds == pytest.approx(costs.target_seconds(15, 1))
+    cut = replace(run, steps=replace(run.steps, draft_passes=np.ones_like(run.steps.step)))  # early stop after the root
+    assert replay(cut, 0, costs, 1).step_seconds == pytest.approx(0.010 + 0.0005 * 7 + costs.target_seconds(15, 1))
+    old = replace(run, steps=replace(run.steps, draft_passes=None))  # recorded before draft_passes existed
+    assert replay(old, 0, costs, 1).step_seconds == pytest.approx(got.step_seconds)
+
+
+def test_cheaper_drafters():
+    assert [d.text for d in cheaper_drafters(parse_drafter("model"))] == ["model:quant=int8", "model:quant=int8,vocab=32768"]
+    assert [d.text for d in cheaper_drafters(parse_drafter("model:quant=int8,stop=0.3"))] == ["model:quant=int8,vocab=32768,stop=0.3"]
+    assert cheaper_drafters(parse_drafter("model:quant=int8,vocab=100")) == []
+    assert cheaper_drafters(parse_drafter("lookup")) == []
+
+
 # ------------------------------------------------------------------ `specdyn budget`
 
 
@@ -291,7 +336,21 @@ def test_budget_command_writes_usable_trees(sim_run, tmp_path, capsys):
         assert entry["recommended"]["tokens_per_second"] >= entry["own_tree"]["tokens_per_second"]
         assert entry["recommended"]["tokens_per_second"] == max(c["tokens_per_second"] for c in entry["candidates"])
         assert entry["measured"]["steps"] == 8 * 40
+        assert entry["replayed"]["draft_passes_per_step"] == 3 and entry["drafters"] == []
     assert doc["domains"]["code"]["recommended"]["depth"] > doc["domains"]["chat"]["recommended"]["depth"]
+
+
+def test_budget_recommends_a_cheaper_drafter_where_it_wins(sim_run, tmp_path, capsys):
+    others = {"model:quant=int8": (0.002, 0.0001), "model:quant=int8,vocab=32768": (0.5, 0.0)}  # one wins, one loses
+    synthetic_costs(others=others).save(sim_run / "costs.json")
+    out = tmp_path / "advice"
+    assert main(["budget", str(sim_run), "--out", str(out), "--min-observations", "100"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("recommendation: --drafter model:quant=int8:") == 2 and "--drafter model:quant=int8,vocab" not in text
+    entry = json.loads((out / "budget.json").read_text())["domains"]["code"]
+    choices = {d["drafter"]: d for d in entry["drafters"]}
+    assert choices["model:quant=int8"]["best"]["tokens_per_second"] > entry["recommended"]["tokens_per_second"]
+    assert choices["model:quant=int8"]["replayed"]["tokens_per_second"] > entry["replayed"]["tokens_per_second"]
 
 
 def test_budget_command_errors(sim_run, tmp_path, capsys):
@@ -315,6 +374,7 @@ def test_budget_measure_times_the_runs_models(tmp_path, capsys):
     run = make_run(tmp_path / "run", DEFAULT_TREE, {"code": [0.7, 0.15]}, batch_size=2, models=pair)
     assert main(["budget", str(run), "--measure", "--repeats", "1", "--min-observations", "100", "--max-nodes", "8"]) == 0
     costs = CostModel.load(run / "costs.json")
-    assert costs.batches == [1, 2, 4] and costs.info["draft"] == pair["draft"]
+    assert costs.batches == [1, 2, 4] and costs.info["draft"] == pair["draft"] and costs.info["drafter"] == "model"
+    assert list(costs.alternatives) == ["model:quant=int8"]  # no token list for the tiny tokenizer: no vocab=K
     assert (run / "budget" / "code.json").is_file()
     assert "timing" in capsys.readouterr().err

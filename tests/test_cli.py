@@ -69,3 +69,4 @@ def test_decode_json_and_paths_tree(pair, capsys, tmp_path):
     assert len(out["tokens"]) <= 10 and len(out["accepted"]) == out["steps"] >= 1
     assert all(0 <= a <= 3 for a in out["accepted"])
     assert out["prompt_tokens"][-1] == 258  # the chat template's assistant marker comes last
+    assert out["dtype"] == "float32" and out["drafter"] == "model" and out["tree"] == f"paths:{f}"

@@ -23,7 +23,8 @@ import torch
 from scipy import stats
 
 from specdyn.engine import PromptInput, SpeculativeDecoder
-from specdyn.engine.drafters import PromptLookupProposer
+from specdyn.engine.cheap import int8_draft, truncated_head
+from specdyn.engine.drafters import LookupOrModelProposer, PromptLookupProposer
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Picked
 from specdyn.engine.sampling import warped_probs
 from specdyn.specs import DynamicTree, shape_from_paths, static_shape
@@ -50,17 +51,23 @@ def models():
 
 @dataclass(frozen=True)
 class Case:
-    tree: str  # static | paths | dynamic | lookup
+    tree: str  # static | paths | dynamic | lookup | cheap (int8, truncated head, early stop) | lookup-or-model
     children: Children
     sampling: Sampling
 
     @property
     def prompt(self) -> list[int]:
-        return LOOKUP_PROMPT if self.tree == "lookup" else PROMPT
+        return LOOKUP_PROMPT if self.tree.startswith("lookup") else PROMPT
 
     def proposer(self, draft, cls=DraftModelProposer):
         if self.tree == "lookup":
             return PromptLookupProposer(static_shape(2, 2))
+        if self.tree == "cheap":  # children drawn from an int8 draft over even tokens only, cut below value 0.1
+            cheap = int8_draft(truncated_head(draft, list(range(0, VOCAB, 2))))
+            return DraftModelProposer(cheap, SHAPES["static"], self.children, self.sampling, stop=0.1)
+        if self.tree == "lookup-or-model":  # the lookup's tree at step 1, the model's at step 2
+            lookup = PromptLookupProposer(static_shape(2, 2), min_ngram=1)
+            return LookupOrModelProposer(lookup, DraftModelProposer(draft, SHAPES["static"], self.children, self.sampling))
         if self.tree == "dynamic":
             return DynamicDraftProposer(draft, DynamicTree(nodes=6, depth=2, topk=3))
         return cls(draft, SHAPES[self.tree], self.children, self.sampling)
@@ -72,6 +79,7 @@ class Case:
 CASES = [Case(tree, children, s) for tree in SHAPES for children in Children for s in SETTINGS]
 CASES += [Case(tree, Children.TOPK, s) for tree in ("dynamic", "lookup") for s in SETTINGS]
 CASES += [Case("paths", Children.SAMPLED, Sampling(1.2, 0.3))]  # a nucleus narrower than the shape: fewer draws
+CASES += [Case("cheap", Children.SAMPLED, Sampling(1.0, 0.8)), Case("lookup-or-model", Children.SAMPLED, Sampling(0.7))]
 
 
 def exact_joint(target, prompt: list[int], sampling: Sampling) -> np.ndarray:
@@ -141,8 +149,8 @@ class SkipsResidual(SamplingVerifier):
 class TopKAsDrawn(DraftModelProposer):
     """Top-k children verified as if drawn from the draft: min(1, p(x)/q(x)) with the draft's q (wrong)."""
 
-    def _pick(self, logits, ranks, rng):
-        return Picked(super()._pick(logits, ranks, rng).tokens, warped_probs(logits, self.sampling))
+    def _pick(self, logits, ranks, rng, *rest):
+        return Picked(super()._pick(logits, ranks, rng, *rest).tokens, warped_probs(logits, self.sampling))
 
 
 @pytest.mark.parametrize("case, wrong", [

@@ -7,15 +7,19 @@ weights into the cache (a few minutes), later runs load the cached safetensors.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from specdyn.cli import main
-from specdyn.config import DecodeConfig
+from specdyn.config import DecodeConfig, merge, read_toml
 from specdyn.engine import PromptInput, target_greedy
-from specdyn.pipeline import build_decoder, encode_messages, load_models
+from specdyn.pipeline import build_decoder, encode_messages, load_models, prepare_draft
+from specdyn.token_lists import find_list
 
 pytestmark = pytest.mark.real
+FASTEST = Path(__file__).resolve().parents[1] / "benchmarks" / "fastest.toml"
 
 PROMPTS = [
     "Write a Python function that reverses a string.",
@@ -43,6 +47,21 @@ def test_real_pair_lossless_fp32(pair, tree):
         assert res.output_ids == expected
         assert sum(res.accepted) > 0  # a real related pair agrees on some tokens
         assert len(res.nodes) == sum(s.tree_size for s in res.steps)
+
+
+def test_real_pair_fastest_config_lossless_fp32(pair):
+    """benchmarks/fastest.toml (int8 draft with the shipped 32k-token list, early stop, lookup) in float32."""
+    draft, target = pair
+    config = replace(merge(DecodeConfig(), read_toml(FASTEST)), dtype="float32", max_new_tokens=40)
+    cheap = prepare_draft(config.drafter, draft)
+    kept = set(find_list(draft.tokenizer.get_vocab()).top(config.drafter.vocab))
+    decoder = build_decoder(config, cheap, target)
+    for i, text in enumerate(PROMPTS):
+        ids = encode_messages(target.tokenizer, [{"role": "user", "content": text}])
+        res = decoder.generate(ids, str(i))
+        assert res.output_ids == target_greedy(target.model, ids, 40, target.eos_token_ids)
+        assert sum(res.accepted) > 0
+        assert all(n.token in kept for n in res.nodes if n.draft_target_tv == n.draft_target_tv)  # model-drafted
 
 
 def test_real_decode_cli_json(capsys):

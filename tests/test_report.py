@@ -276,7 +276,7 @@ def test_missing_fields_make_their_analyses_unavailable(tmp_path):
     spec = SyntheticSpec(domains=[DomainSpec("code", prompts=8), DomainSpec("chat", prompts=8)], seed=32,
                          new_fields=False)
     run = in_memory(spec)
-    assert run.missing_fields == ["draft_target_tv", "output_pos"]
+    assert run.missing_fields == ["draft_target_tv", "output_pos", "draft_passes"]
     result = write_report(run, tmp_path, n_boot=100)
     analyses = result.metrics.overall.analyses
     assert analyses.output_position.unavailable == \
@@ -285,7 +285,7 @@ def test_missing_fields_make_their_analyses_unavailable(tmp_path):
     assert analyses.calibration.unavailable is None and analyses.calibration.bins
     md = result.markdown.read_text()
     assert "recorded before field \\`output_pos\\` existed" in md
-    assert result.data["run"]["missing_fields"] == ["draft_target_tv", "output_pos"]
+    assert result.data["run"]["missing_fields"] == ["draft_target_tv", "output_pos", "draft_passes"]
     assert (result.plots_dir / "output_position.png").is_file()  # drawn, saying why it is empty
 
 

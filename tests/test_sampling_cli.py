@@ -91,7 +91,7 @@ def test_sampling_is_a_typed_spec_without_torch():
     (["--samples", "-3"], "--samples must be >= 1"),
     (["--children", "beam"], "--children must be topk or sampled"),
     (["--children", "sampled"], "at temperature > 0"),
-    (["--children", "sampled", "--temperature", "0.7", "--drafter", "lookup"], "the lookup drafter has none"),
+    (["--children", "sampled", "--temperature", "0.7", "--drafter", "lookup"], "the lookup:ngram=3 drafter has none"),
     (["--children", "sampled", "--temperature", "0.7", "--tree", "dynamic:nodes=4,depth=2,topk=2"],
      "not a dynamic one"),
 ])

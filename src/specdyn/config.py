@@ -42,7 +42,7 @@ class DecodeConfig:
     drafter: DrafterSpec = _spec(DEFAULT_DRAFTER, parse_drafter)
     tree: TreeSpec = _spec(DEFAULT_TREE, parse_tree)
     max_new_tokens: int = 128
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # bfloat16 where the hardware runs it natively, else float32 (resolved before loading)
     device: str = "auto"
     temperature: float = 0.0
     top_p: float = 1.0

@@ -46,6 +46,9 @@ DTYPES = {
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
     "float16": torch.float16, "fp16": torch.float16,
 }  # fmt: skip
+AUTO_DTYPE = "auto"
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 flags of CPUs that compute in bf16 natively
+CPUINFO = Path("/proc/cpuinfo")
 
 
 class Source(Enum):
@@ -116,7 +119,37 @@ def parse_dtype(name: str) -> torch.dtype:
     try:
         return DTYPES[name.lower()]
     except (KeyError, AttributeError):
-        raise SpecdynError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from None
+        raise SpecdynError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16") from None
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux x86); empty where that file is absent or
+    does not list them (other systems, other architectures)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def native_bf16(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU with bf16 support, or a CPU with
+    AVX512-BF16 or AMX-BF16. Elsewhere (CPUs without them, which emulate bf16 and run tree passes several
+    times slower, other architectures and devices) False: be conservative."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return bool(BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags))
+    return False
+
+
+def resolve_dtype(name: str, device: str | None = None) -> str:
+    """A dtype setting as the canonical name it loads with: ``auto`` is ``bfloat16`` where the device runs
+    it natively (:func:`native_bf16`), else ``float32``; other names are checked and spelled out."""
+    if name == AUTO_DTYPE:
+        return "bfloat16" if native_bf16(resolve_device(device)) else "float32"
+    return str(parse_dtype(name)).removeprefix("torch.")
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -450,9 +483,24 @@ def peek_weights_id(name: str) -> str:
     return _hub_id(name)
 
 
-def load_model(name_or_path: str, dtype: str = "bfloat16", device: str | None = None) -> LoadedModel:
-    """Load a registry model, local folder or hub id for decoding (eval mode, on `device`)."""
-    torch_dtype, dev = parse_dtype(dtype), resolve_device(device)
+def load_tokenizer(name: str, prepare: bool = True):
+    """The tokenizer of a registry model, local folder or hub id, without its weights. A registry model not
+    converted yet is converted first, or (``prepare=False``) None is returned."""
+    from transformers import AutoTokenizer
+
+    if not prepare and name in REGISTRY and converted_dir(REGISTRY[name]) is None:
+        return None
+    source, _ = _locate(name)
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except Exception as exc:  # offline, missing files: the user's to fix
+        raise SpecdynError(f"cannot load the tokenizer of {name!r}: {_one_line(exc)}") from exc
+
+
+def load_model(name_or_path: str, dtype: str = AUTO_DTYPE, device: str | None = None) -> LoadedModel:
+    """Load a registry model, local folder or hub id for decoding (eval mode, on `device`); ``dtype`` may
+    be ``auto`` (:func:`resolve_dtype`)."""
+    torch_dtype, dev = parse_dtype(resolve_dtype(dtype, device)), resolve_device(device)
     source, weights_id = _locate(name_or_path)
     model, tokenizer = _from_pretrained(name_or_path, source, torch_dtype)
     model.to(dev).eval()
@@ -485,7 +533,7 @@ def check_same_tokenizer(a: LoadedModel, b: LoadedModel) -> None:
 
 
 def load_pair(
-    draft: str, target: str, dtype: str = "bfloat16", device: str | None = None
+    draft: str, target: str, dtype: str = AUTO_DTYPE, device: str | None = None
 ) -> tuple[LoadedModel, LoadedModel]:
     """Load a draft and a target that share a tokenizer, as (draft, target)."""
     check_cache([draft, target])

@@ -4,22 +4,30 @@ and proposers built from spec objects."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
+from specdyn.adapter_spec import check_adapter_base
 from specdyn.config import DecodeConfig
+from specdyn.defaults import CHEAP_VOCAB
 from specdyn.engine import GenerationResult, PromptInput, SpeculativeDecoder
 from specdyn.engine.adaptive import AdaptiveProposer, adaptive_costs
-from specdyn.engine.drafters import PromptLookupProposer, early_exit_model
+from specdyn.engine.cheap import int8_draft, truncated_head
+from specdyn.engine.drafters import LookupOrModelProposer, PromptLookupProposer, early_exit_model
 from specdyn.engine.proposers import DraftModelProposer, DynamicDraftProposer, Proposer
 from specdyn.errors import SpecdynError
-from specdyn.adapter_spec import check_adapter_base
-from specdyn.models import LoadedModel, ModelLimits, load_model, load_pair, model_limits, peek_weights_id, resolve_name
-from specdyn.specs import (
-    AdaptiveTree, Children, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, Sampling, TreeSpec,
-    check_children, check_drafter_tree,
+from specdyn.models import (
+    LoadedModel, ModelLimits, load_model, load_pair, load_tokenizer, model_limits, peek_weights_id, resolve_device,
+    resolve_dtype, resolve_name,
 )
+from specdyn.records import RecordLevel
+from specdyn.specs import (
+    AdaptiveTree, Children, DrafterSpec, DynamicTree, EarlyExitDrafter, LookupDrafter, ModelDrafter, Quant, Sampling,
+    TreeSpec, check_children, check_drafter_tree,
+)
+from specdyn.token_lists import find_list
 
 SAMPLE_BATCH = 4  # samples of one prompt decoded together (their draws do not depend on it)
+LOOKUP_MAX_NGRAM = 3  # with model:lookup=N, matches of up to max(N, this) tokens are looked for
 
 
 def encode_messages(tokenizer, messages: list[dict], prompt_id: str = "the prompt") -> list[int]:
@@ -56,10 +64,13 @@ def check_fits(prompt_ids: list[int], max_new_tokens: int, max_context: int, pro
 
 
 def resolve_models(config: DecodeConfig) -> DecodeConfig:
-    """``config`` with local model folders as absolute paths; a local-looking name that is no folder is an
-    error here, before anything loads (see :func:`specdyn.models.classify` for the rule)."""
+    """``config`` with local model folders as absolute paths and ``dtype="auto"`` resolved for this machine
+    (:func:`specdyn.models.resolve_dtype`: what the manifest records and ``decode --json`` prints); a
+    local-looking name that is no folder is an error here, before anything loads (see
+    :func:`specdyn.models.classify` for the rule)."""
     draft = resolve_name(config.draft) if config.drafter.uses_draft_model else config.draft
-    return replace(config, draft=draft, target=resolve_name(config.target))
+    return replace(config, draft=draft, target=resolve_name(config.target),
+                   dtype=resolve_dtype(config.dtype, config.device))
 
 
 def check_limits(config: DecodeConfig, trees: Sequence[TreeSpec]) -> None:
@@ -69,6 +80,8 @@ def check_limits(config: DecodeConfig, trees: Sequence[TreeSpec]) -> None:
     draft = model_limits(config.draft) if config.drafter.uses_draft_model else None
     if isinstance(config.drafter, EarlyExitDrafter):
         _check_early_exit(config.drafter, target)
+    if isinstance(config.drafter, ModelDrafter):
+        _check_cheap_draft(config)
     contexts = [m.max_context for m in (target, draft) if m is not None]
     depth = max(t.max_depth for t in trees)
     if contexts and config.max_new_tokens + depth + 1 > min(contexts):
@@ -82,31 +95,63 @@ def _check_early_exit(drafter: EarlyExitDrafter, target: ModelLimits | None) -> 
                            f"{target.layers} (1 <= layers < {target.layers})")
 
 
+def _check_cheap_draft(config: DecodeConfig) -> None:
+    """``quant=int8`` needs the CPU; ``vocab=K`` a token list for the draft's tokenizer holding K tokens
+    (checked from the tokenizer alone; a registry draft not converted yet is checked once loaded)."""
+    drafter = config.drafter
+    if drafter.quant is Quant.INT8 and resolve_device(config.device).type != "cpu":
+        raise SpecdynError(f"--drafter {drafter.text}: quant=int8 runs on the CPU only; use --device cpu")
+    tokenizer = load_tokenizer(config.draft, prepare=False) if drafter.vocab else None
+    if tokenizer is not None:
+        find_list(tokenizer.get_vocab(), config.draft).top(drafter.vocab)
+
+
+def prepare_draft(drafter: DrafterSpec, draft: LoadedModel | None) -> LoadedModel | None:
+    """``draft`` as ``drafter`` runs it: its LM head cut to the token list's K most frequent tokens
+    (``vocab=K``), then int8 (``quant=int8``); as loaded otherwise. The given model is left untouched."""
+    if draft is None or not isinstance(drafter, ModelDrafter):
+        return draft
+    model = draft.model
+    if drafter.vocab:
+        model = truncated_head(model, find_list(draft.tokenizer.get_vocab(), draft.name).top(drafter.vocab))
+    if drafter.quant is Quant.INT8:
+        model = int8_draft(model)
+    return replace(draft, model=model)
+
+
 def build_proposer(drafter: DrafterSpec, tree: TreeSpec, draft: LoadedModel | None, target: LoadedModel,
-                   children: Children = Children.TOPK, sampling: Sampling = Sampling(), batch: int = 1) -> Proposer:
-    """The proposer that ``drafter`` makes for ``tree`` (children drawn from the draft under ``sampling``
-    when ``children`` is SAMPLED; ``batch``: the batch size it will mostly decode at, for the startup cost
-    measurement of an adaptive tree without a profile cost model)."""
+                   children: Children = Children.TOPK, sampling: Sampling = Sampling(), batch: int = 1,
+                   records: RecordLevel = RecordLevel.FULL) -> Proposer:
+    """The proposer that ``drafter`` makes for ``tree`` (``draft`` as :func:`prepare_draft` made it);
+    children drawn from the draft under ``sampling`` when ``children`` is SAMPLED; ``batch``: the batch size
+    it will mostly decode at, for the startup cost measurement of an adaptive tree without a profile cost
+    model; the draft statistics node records need are kept only for ``records=FULL``."""
     check_drafter_tree(drafter, tree)
     check_children(children, drafter, tree, sampling)
     if isinstance(drafter, LookupDrafter):
         return PromptLookupProposer(tree.shape, max_ngram=drafter.ngram)
     model = early_exit_model(target.model, drafter.layers) if isinstance(drafter, EarlyExitDrafter) else draft.model
+    stop, full = getattr(drafter, "stop", 0.0), records is RecordLevel.FULL
     if isinstance(tree, DynamicTree):
-        return DynamicDraftProposer(model, tree)
+        return DynamicDraftProposer(model, tree, stop=stop, full_stats=full)
     if isinstance(tree, AdaptiveTree):
-        return AdaptiveProposer(model, tree, adaptive_costs(tree, model, target.model, [1, batch]))
-    return DraftModelProposer(model, tree.shape, children, sampling)
+        costs = adaptive_costs(tree, model, target.model, [1, batch])
+        return AdaptiveProposer(model, tree, costs, stop=stop, full_stats=full)
+    proposer = DraftModelProposer(model, tree.shape, children, sampling, stop=stop, full_stats=full)
+    lookup = getattr(drafter, "lookup", 0)
+    if not lookup:
+        return proposer
+    return LookupOrModelProposer(PromptLookupProposer(tree.shape, max(lookup, LOOKUP_MAX_NGRAM), lookup), proposer)
 
 
 def build_decoder(config: DecodeConfig, draft: LoadedModel | None, target: LoadedModel,
-                  tree: TreeSpec | None = None) -> SpeculativeDecoder:
-    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own):
-    its sampling setting, children and seed included."""
+                  tree: TreeSpec | None = None, records: RecordLevel = RecordLevel.FULL) -> SpeculativeDecoder:
+    """A decoder for a loaded (draft, target) pair under ``config`` (with ``tree`` instead of its own): its
+    sampling setting, children and seed included, recording at level ``records``."""
     proposer = build_proposer(config.drafter, tree or config.tree, draft, target, config.children, config.sampling,
-                              getattr(config, "batch_size", 1))
+                              getattr(config, "batch_size", 1), records)
     return SpeculativeDecoder(proposer, target.model, target.eos_token_ids, config.max_new_tokens,
-                              sampling=config.sampling, seed=config.seed)
+                              sampling=config.sampling, seed=config.seed, records=records)
 
 
 def check_adapter(config: DecodeConfig) -> None:
@@ -117,8 +162,8 @@ def check_adapter(config: DecodeConfig) -> None:
 
 def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
     """(draft, target) LoadedModels for ``config``, after :func:`check_limits` for ``trees`` (default: the
-    config's tree) and :func:`check_adapter`; draft is None when the drafter needs no draft model, and
-    has the config's adapter merged when there is one."""
+    config's tree) and :func:`check_adapter`; draft is None when the drafter needs no draft model, else it
+    has the config's adapter merged, then is made cheaper as the drafter says (:func:`prepare_draft`)."""
     check_limits(config, trees or [config.tree])
     check_adapter(config)
     if not config.drafter.uses_draft_model:
@@ -128,7 +173,49 @@ def load_models(config: DecodeConfig, trees: Sequence[TreeSpec] | None = None):
         from specdyn.distill.adapter import apply_adapter
 
         draft = apply_adapter(draft, config.draft_adapter)
-    return draft, target
+    return prepare_draft(config.drafter, draft), target
+
+
+def cheaper_drafters(drafter: DrafterSpec) -> list[ModelDrafter]:
+    """The cheaper variants of a model drafter `specdyn budget --measure` times besides it: int8, and int8
+    with a truncated head of CHEAP_VOCAB tokens, each keeping the drafter's other options."""
+    if not isinstance(drafter, ModelDrafter):
+        return []
+    variants = [replace(drafter, quant=Quant.INT8, vocab=v) for v in (drafter.vocab, drafter.vocab or CHEAP_VOCAB)]
+    return [v for v in dict.fromkeys(variants) if v != drafter]
+
+
+@dataclass
+class TimedModels:
+    """The models `specdyn budget --measure` times: the run's drafter's model (None for prompt lookup), the
+    cheaper drafters' (spec text -> model) and the target's."""
+
+    draft: object | None
+    target: object
+    alternatives: dict[str, object] = field(default_factory=dict)
+
+
+def timed_models(config: DecodeConfig) -> TimedModels:
+    """Load what a run with ``config`` drafts and verifies with, plus its cheaper drafters' models (those
+    a token list and the device allow), after :func:`check_limits`."""
+    check_limits(config, [config.tree])
+    if not config.drafter.uses_draft_model:
+        target = load_model(config.target, config.dtype, config.device)
+        own = early_exit_model(target.model, config.drafter.layers) if isinstance(config.drafter, EarlyExitDrafter) else None
+        return TimedModels(own, target.model)
+    plain, target = load_pair(config.draft, config.target, config.dtype, config.device)
+    others = {d.text: prepare_draft(d, plain).model for d in cheaper_drafters(config.drafter) if _buildable(d, plain)}
+    return TimedModels(prepare_draft(config.drafter, plain).model, target.model, others)
+
+
+def _buildable(drafter: ModelDrafter, draft: LoadedModel) -> bool:
+    """Whether this machine and the draft's token list allow ``drafter``."""
+    try:
+        if drafter.vocab:
+            find_list(draft.tokenizer.get_vocab(), draft.name).top(drafter.vocab)
+        return drafter.quant is not Quant.INT8 or next(draft.model.parameters()).device.type == "cpu"
+    except SpecdynError:
+        return False
 
 
 def context_limit(draft: LoadedModel | None, target: LoadedModel) -> int:
@@ -162,10 +249,10 @@ class TextDecoder:
     >>> [r.text for r in hot.generate_samples("Name a prime.", samples=3)]   # three independent samples
     """
 
-    def __init__(self, config: DecodeConfig | None = None):
+    def __init__(self, config: DecodeConfig | None = None, records: RecordLevel = RecordLevel.FULL):
         self.config = resolve_models(config or DecodeConfig())
         self.draft, self.target = load_models(self.config)
-        self.decoder = build_decoder(self.config, self.draft, self.target)
+        self.decoder = build_decoder(self.config, self.draft, self.target, records=records)
 
     def generate(self, prompt: str, raw: bool = False) -> GenerationResult:
         """One decoding of ``prompt``: sample 0 (the same result as the first of :meth:`generate_samples`)."""

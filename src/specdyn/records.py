@@ -50,9 +50,11 @@ class NodeRecord:
         "Entropy in nats of the target's full next-token distribution at the parent position (temperature 1)."
     )
     accept_prob: float = _f(
-        "min(1, target_prob / draft_prob): the probability that speculative sampling at temperature 1 "
-        "accepts the token once its parent is reached (continuous acceptance). A property of the two "
-        "models, the same at every run temperature; the run's own acceptance chance is `verify_prob`."
+        "min(1, target_prob / draft_prob) (continuous acceptance): the probability that speculative sampling "
+        "at temperature 1 accepts the token once its parent is reached, when the token was drawn from the "
+        "draft and is tried first; a later sibling (tried against the residual) or a top-k child has another "
+        "chance. A property of the two models, the same at every run temperature; the run's own acceptance "
+        "chance is `verify_prob`."
     )
     accepted_local: bool = _f(
         "True when the node is the child the verifier accepts at its parent position, whatever happened "
@@ -70,6 +72,15 @@ class NodeRecord:
         "reached and its earlier siblings are rejected), from the warped target and the residual left "
         "by those siblings: min(1, p/q) for children sampled from the draft, p for deterministic "
         "children. Temperature 0: 1.0 when `accepted_local`, else 0.0."
+    )
+    draft_target_tv: float = _f(
+        "Total variation distance between the drafter's and the target's next-token distributions at the "
+        "parent position (temperature 1, over the full vocabulary): 0.5 * sum |q - p|. 1 - TV is the "
+        "probability that standard speculative sampling at temperature 1 accepts a token drawn from the "
+        "draft there. A truncated-vocabulary draft (`vocab=K`) puts all its mass on its K tokens, the "
+        "rest counts as 0. NaN for drafters without a distribution (prompt lookup, and the lookup steps of "
+        "`model:lookup=N`). Siblings share the value. Absent from run folders recorded before it existed.",
+        float("nan"),
     )
 
 
@@ -93,6 +104,29 @@ class StepRecord:
         "Wall time of the target verification pass plus acceptance and cache commit (batch time "
         "split evenly as for draft_seconds)."
     )
+    output_pos: int = _f(
+        "Tokens the prompt had generated before this step (0 for its first step): the step's position in "
+        "the output. Absent from run folders recorded before it existed.",
+        0,
+    )
+    draft_passes: int = _f(
+        "Draft-model forward passes that drafted this step's tree: 0 when no draft model ran for it "
+        "(prompt lookup, the lookup steps of `model:lookup=N`), else 1 (the pending token) plus the "
+        "number of tree levels the draft expanded, which early stop (`model:stop=V`) can cut short. "
+        "Absent from run folders recorded before it existed.",
+        0,
+    )
+
+
+class RecordLevel(Enum):
+    """How much a decoder records: ``FULL`` node and step records with every statistic (what `specdyn run`
+    writes); ``STEPS`` step records only, skipping the full-vocabulary statistics nodes need (`specdyn
+    decode`); ``NONE`` no records, only the generated tokens (speed benchmarks). Decoding, and so the
+    output, is the same at every level."""
+
+    FULL = "full"
+    STEPS = "steps"
+    NONE = "none"
 
 
 class Role(Enum):
@@ -111,6 +145,13 @@ class Timing:
     tokens: int = _f("New query tokens per row (a chain of tree nodes) fed in the pass.")
     seconds: float = _f("Median wall seconds of the timed passes.")
     samples: list[float] = field(default_factory=list, metadata={"doc": "Wall seconds of every timed pass."})
+    drafter: str = _f(
+        "For a draft timing, the drafter spec whose model was timed (`model`, `model:quant=int8,vocab=32768`, "
+        "`early-exit:layers=8`, ...): the run's own drafter and the cheaper ones `specdyn budget --measure` "
+        "compares it with. Empty for the target, and in cost models measured before this field existed "
+        "(they timed the run's drafter).",
+        "",
+    )
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -20,9 +20,11 @@ its own ``FAMILY``, kinds and ``parse_...`` function.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -36,6 +38,7 @@ MAX_TREE_NODES = 1024  # verifying n nodes computes n + 1 rows of logits over th
 MAX_RANK = 255  # sibling ranks index the draft's top-k: below this in paths files, topk and branch at most this
 MAX_DYNAMIC_CANDIDATES = 1 << 16  # candidates a dynamic tree scores per step: topk + (depth - 1) * topk**2
 MAX_NGRAM = 32  # longest suffix prompt lookup matches
+MAX_VOCAB = 1 << 20  # tokens a truncated draft head keeps (checked against its token list before models load)
 MAX_LAYERS = 1024  # early-exit layers (checked against the target's own layer count before it loads)
 SUMMARY_FILE = "budget.json"  # the one JSON file of a --domain-trees folder that is not a domain's tree...
 GLOBAL_FILE = "global.json"  # ...besides the single tree for every domain (`specdyn budget --global`)
@@ -52,8 +55,9 @@ def arg(low: int = 1, high: int = MAX_TREE_NODES, default: int | object = MISSIN
 
 
 def args_of(cls) -> list:
-    """The :func:`arg` fields of a key=value spec (other fields are not written in its text)."""
-    return [f for f in fields(cls) if "low" in f.metadata]
+    """The arguments of a key=value spec (:func:`arg`, :func:`real`, :func:`choice` fields); other fields
+    are not written in its text."""
+    return [f for f in fields(cls) if "low" in f.metadata or "kind" in f.metadata]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,53 +140,96 @@ def shape_from_paths(raw: object, origin: str = "paths") -> TreeShape:
 # key=value specs
 
 
-def kv_args(text: str, spec: str, flag: str) -> dict[str, int]:
-    """Parse ``key=integer`` pairs separated by commas (the part of a spec after ``kind:``); a key given
-    twice is an error."""
-    args: dict[str, int] = {}
+def kv_pairs(text: str, spec: str, flag: str) -> dict[str, str]:
+    """Parse ``key=value`` pairs separated by commas (the part of a spec after ``kind:``); a key given
+    twice is an error. Values stay text: :meth:`KeyValueSpec.from_args` converts them by field type."""
+    args: dict[str, str] = {}
     for part in filter(None, text.split(",")):
         key, sep, value = (s.strip() for s in part.partition("="))
-        if not sep or not re.fullmatch(r"-?[0-9]+", value):
-            raise SpecdynError(f"malformed {flag} {spec!r}: expected key=integer pairs, got {part!r}")
+        if not sep or not value:
+            raise SpecdynError(f"malformed {flag} {spec!r}: expected key=value pairs, got {part!r}")
         if key in args:
             raise SpecdynError(f"malformed {flag} {spec!r}: key {key!r} is given twice")
-        try:
-            args[key] = int(value)
-        except ValueError:  # more digits than Python converts
-            raise SpecdynError(f"malformed {flag} {spec!r}: {key} is far too large") from None
+        args[key] = value
     return args
 
 
+def real(low: float, high: float, default: float | object = MISSING):
+    """A number argument of a key=value spec (a float), with its bounds (inclusive) and an optional default."""
+    return field(default=default, metadata={"low": low, "high": high, "kind": float})
+
+
+def choice(kind: type[Enum], default: Enum | object = MISSING):
+    """An argument of a key=value spec naming a member of the enum ``kind`` by its value."""
+    return field(default=default, metadata={"kind": kind})
+
+
+def _convert(f, value: str, spec: str, flag: str):
+    """The text ``value`` of field ``f`` as the field's type (int by default, float, or an enum)."""
+    kind, bad = f.metadata.get("kind", int), f"malformed {flag} {spec!r}: "
+    if kind is int:
+        if not re.fullmatch(r"-?[0-9]+", value):
+            raise SpecdynError(f"{bad}expected key=integer pairs, got '{f.name}={value}'")
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts
+            raise SpecdynError(f"{bad}{f.name} is far too large") from None
+    try:
+        return kind(value)
+    except ValueError:
+        expected = "a number" if kind is float else "one of " + ", ".join(m.value for m in kind)
+        raise SpecdynError(f"{bad}{f.name} takes {expected}, got '{f.name}={value}'") from None
+
+
+def _checked(spec, f, value):
+    """``value`` of field ``f`` checked against its type and bounds (a float field accepts an int)."""
+    kind, where = f.metadata.get("kind", int), f"{spec.KIND} {spec.FAMILY}"
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        if not isinstance(value, kind):
+            raise SpecdynError(f"{where}: {f.name} must be one of {', '.join(m.value for m in kind)} (got {value!r})")
+        return value
+    if type(value) is not int and (kind is int or type(value) is not float or not math.isfinite(value)):
+        raise SpecdynError(f"{where}: {f.name} must be {'an integer' if kind is int else 'a number'} (got {value!r})")
+    value = kind(value)
+    if not f.metadata["low"] <= value <= f.metadata["high"]:
+        bound = f">= {f.metadata['low']}" if value < f.metadata["low"] else f"<= {f.metadata['high']}"
+        raise SpecdynError(f"{where} needs {f.name} {bound} (got {f.name}={value})")
+    return value
+
+
+def _text(value) -> str:
+    return value.value if isinstance(value, Enum) else str(value)
+
+
 class KeyValueSpec:
-    """A spec written ``KIND`` or ``KIND:key=value,...`` over the dataclass's integer fields."""
+    """A spec written ``KIND`` or ``KIND:key=value,...`` over the dataclass's fields: integers (:func:`arg`),
+    numbers (:func:`real`) and enum members (:func:`choice`)."""
 
     KIND: ClassVar[str]
     HELP: ClassVar[str]  # the usage line, e.g. ``static:depth=D,branch=B``
     FAMILY: ClassVar[str]  # "tree" or "drafter": the option ``--FAMILY`` it comes from, for messages
+    TEXT_DEFAULTS: ClassVar[bool] = True  # whether ``text`` writes arguments left at their defaults
 
     def __post_init__(self) -> None:
         for f in args_of(self):
-            value, low, high = getattr(self, f.name), f.metadata["low"], f.metadata["high"]
-            if type(value) is not int:
-                raise SpecdynError(f"{self.KIND} {self.FAMILY}: {f.name} must be an integer (got {value!r})")
-            if not low <= value <= high:
-                bound = f">= {low}" if value < low else f"<= {high}"
-                raise SpecdynError(f"{self.KIND} {self.FAMILY} needs {f.name} {bound} (got {f.name}={value})")
+            object.__setattr__(self, f.name, _checked(self, f, getattr(self, f.name)))
 
     @classmethod
-    def from_args(cls, args: dict[str, int], spec: str):
-        names = {f.name for f in args_of(cls)}
+    def from_args(cls, args: dict[str, str], spec: str):
+        names = {f.name: f for f in args_of(cls)}
         required = {f.name for f in args_of(cls) if f.default is MISSING}
-        if set(args) - names or required - set(args):
-            unknown = ", ".join(repr(k) for k in sorted(set(args) - names))
+        if set(args) - set(names) or required - set(args):
+            unknown = ", ".join(repr(k) for k in sorted(set(args) - set(names)))
             detail = f" (unknown key {unknown})" if unknown else ""
             raise SpecdynError(f"malformed --{cls.FAMILY} {spec!r}: expected exactly {cls.HELP.split(' ')[0]}{detail}")
-        return cls(**args)
+        return cls(**{k: _convert(names[k], v, spec, f"--{cls.FAMILY}") for k, v in args.items()})
 
     @property
     def text(self) -> str:
-        """The canonical spec text (every argument written out, defaults included)."""
-        args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in args_of(self))
+        """The canonical spec text: every argument written out, defaults included unless the kind says
+        otherwise (``TEXT_DEFAULTS``)."""
+        shown = [f for f in args_of(self) if self.TEXT_DEFAULTS or getattr(self, f.name) != f.default]
+        args = ",".join(f"{f.name}={_text(getattr(self, f.name))}" for f in shown)
         return f"{self.KIND}:{args}" if args else self.KIND
 
     def __str__(self) -> str:
@@ -194,7 +241,7 @@ def _parse_kv(spec: str, kinds: Mapping[str, type], noun: str, usage: str):
     cls = kinds.get(kind.strip())
     if cls is None:
         raise SpecdynError(f"malformed --{noun} {spec!r}: unknown {noun} {kind!r}; use {usage}")
-    return cls.from_args(kv_args(rest, spec, f"--{noun}"), spec)
+    return cls.from_args(kv_pairs(rest, spec, f"--{noun}"), spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,13 +441,44 @@ class DrafterSpec(KeyValueSpec):
     draws_children: ClassVar[bool] = True
 
 
+class Quant(Enum):
+    """Weights a draft model runs with: as loaded (``none``) or int8 (``int8``, CPU)."""
+
+    NONE = "none"
+    INT8 = "int8"
+
+
 @dataclass(frozen=True)
 class ModelDrafter(DrafterSpec):
-    """The ``--draft`` model expands the tree."""
+    """The ``--draft`` model expands the tree, optionally made cheaper (each option is lossless: only the
+    draft changes, verification does not, so only acceptance can move):
+
+    - ``quant=int8``: int8 weights and dynamically quantized activations in every linear layer (CPU);
+    - ``vocab=K``: an LM head over the K most frequent tokens only (FR-Spec; the token list is the one
+      made for the draft's tokenizer, :mod:`specdyn.token_lists`); 0 = the full vocabulary;
+    - ``stop=V``: early stop: a node whose value (product of draft probabilities on its root path) is
+      below V gets no children, and a level with no such node left is not drafted; 0 = never;
+    - ``lookup=N``: prompt lookup when the context's last N or more tokens occurred earlier in it (no draft
+      pass at all for that step), the model otherwise; 0 = never. Takes static and paths trees.
+
+    Its text leaves out options at their defaults, so the plain drafter is just ``model``."""
 
     KIND: ClassVar[str] = "model"
-    HELP: ClassVar[str] = "model (the --draft model; default)"
+    HELP: ClassVar[str] = "model[:quant=int8,vocab=K,stop=V,lookup=N] (the --draft model; default)"
+    TEXT_DEFAULTS: ClassVar[bool] = False
     uses_draft_model: ClassVar[bool] = True
+    quant: Quant = choice(Quant, Quant.NONE)
+    vocab: int = arg(low=0, high=MAX_VOCAB, default=0)
+    stop: float = real(0.0, 1.0, default=0.0)
+    lookup: int = arg(low=0, high=MAX_NGRAM, default=0)
+
+    @property
+    def takes_dynamic_trees(self) -> bool:
+        return self.lookup == 0
+
+    @property
+    def draws_children(self) -> bool:
+        return self.lookup == 0  # a lookup step's children come from the context, not the draft
 
 
 @dataclass(frozen=True)
@@ -429,7 +507,7 @@ DRAFTER_HELP = " | ".join(k.HELP for k in DRAFTER_KINDS.values())
 
 
 def parse_drafter(spec: str) -> DrafterSpec:
-    """``model``, ``lookup[:ngram=N]`` or ``early-exit:layers=K``."""
+    """``model[:quant=int8,vocab=K,stop=V,lookup=N]``, ``lookup[:ngram=N]`` or ``early-exit:layers=K``."""
     return _parse_kv(spec, DRAFTER_KINDS, "drafter", DRAFTER_HELP)
 
 
@@ -441,7 +519,7 @@ def _chosen_kind(tree: TreeSpec) -> str:
 def check_drafter_tree(drafter: DrafterSpec, tree: TreeSpec) -> None:
     """Refuse a drafter that cannot draft this kind of tree."""
     if tree.shape is None and not drafter.takes_dynamic_trees:
-        raise SpecdynError(f"the {drafter.KIND} drafter takes a static or paths tree, not {_chosen_kind(tree)} ({tree.text})")
+        raise SpecdynError(f"the {drafter.text} drafter takes a static or paths tree, not {_chosen_kind(tree)} ({tree.text})")
 
 
 def check_children(children: Children, drafter: DrafterSpec, tree: TreeSpec, sampling: Sampling) -> None:
@@ -454,7 +532,7 @@ def check_children(children: Children, drafter: DrafterSpec, tree: TreeSpec, sam
         raise SpecdynError("--children sampled draws children at temperature > 0; set --temperature above 0 "
                            "or use --children topk")
     if not drafter.draws_children:
-        raise SpecdynError(f"--children sampled needs a drafter with a distribution; the {drafter.KIND} drafter "
+        raise SpecdynError(f"--children sampled needs a drafter with a distribution; the {drafter.text} drafter "
                            "has none (use --children topk)")
     if tree.shape is None:
         raise SpecdynError(f"--children sampled takes a static or paths tree, not {_chosen_kind(tree)} ({tree.text}); "

@@ -12,6 +12,10 @@ adapter: :class:`~specdyn.budget.drafters.RunDrafter`), priced by the one measur
   pricing the mean node count is exact under the cost model;
 - a drafter the cost model cannot price yet (early exit) is left out, with the reason.
 
+A searchable drafter's own recorded steps are priced too (:mod:`specdyn.budget.replay`: what early stop and
+lookup-or-model drafting actually drafted), and, for the drafter the cost model timed, each cheaper drafter
+it also timed (``--measure``: int8, int8 with a truncated head) under the same acceptance.
+
 The option with the highest predicted tokens/s wins the domain (ties: the smaller tree).
 
 ``--global`` adds one option for every domain at once: the first run's domains pooled into one rank vector
@@ -28,7 +32,8 @@ from specdyn.budget.acceptance import domain_acceptance, pooled_vector
 from specdyn.budget.costs import CostModel, DraftCost
 from specdyn.budget.drafters import RunDrafter
 from specdyn.budget.measured import DomainStats, domain_stats
-from specdyn.budget.plan import Candidate, DomainPlan, draft_passes, plan_domain, preference
+from specdyn.budget.plan import Candidate, DomainPlan, DrafterChoice, draft_passes, drafter_choice, plan_domain, preference
+from specdyn.budget.replay import replay
 from specdyn.errors import SpecdynError
 from specdyn.rundir.reader import RunData
 from specdyn.specs import TreeSpec
@@ -92,7 +97,18 @@ def option(run: RunData, label: str, domain: str, costs: CostModel, search: Sear
         return Option(label, drafter, tree, measured_candidate(stats, tree, drafter.cost, costs, search.batch), stats)
     vector = domain_acceptance(run, domain, search.min_observations)
     plan = plan_domain(vector, costs, search.max_nodes, search.max_depth, search.batch, tree.shape, stats)
+    plan.replayed = replay(run, run.domains.index(domain), costs, search.batch)
+    if drafter.drafter.text == costs.info.get("drafter", drafter.drafter.text):
+        plan.drafters = cheaper_choices(run, domain, vector, costs, search)
     return Option(label, drafter, tree, plan.best, stats, plan)
+
+
+def cheaper_choices(run: RunData, domain: str, vector, costs: CostModel, search: Search) -> list[DrafterChoice]:
+    """The cheaper drafters the cost model timed besides the run's own (``budget --measure``), each priced
+    on this domain's acceptance, as recorded with the run's drafter, and on the run's own steps."""
+    index = run.domains.index(domain)
+    return [drafter_choice(d, vector, costs.for_drafter(d), search.max_nodes, search.max_depth, search.batch,
+                           replay(run, index, costs.for_drafter(d), search.batch)) for d in costs.alternatives]
 
 
 def choose_domain(domain: str, runs: list[RunData], labels: list[str], costs: CostModel, search: Search) -> DomainChoice:

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from specdyn.files import write_text_atomic
-from specdyn.budget.plan import Candidate, DomainPlan, preference
+from specdyn.budget.plan import Candidate, DomainPlan, DrafterChoice, fastest_drafter, preference
 from specdyn.errors import SpecdynError
 from specdyn.safetext import visible
 from specdyn.specs import GLOBAL_FILE, SUMMARY_FILE, TreeShape, domain_filename
@@ -35,8 +35,15 @@ def plan_json(plan: DomainPlan, paths_file: str, own_spec: str) -> dict:
         "own_tree": ({"spec": own_spec} | candidate_json(plan.own, paths=True)) if plan.own else None,
         "measured": asdict(plan.measured) if plan.measured else None,
         "baseline_tokens_per_second": plan.baseline_tokens_per_second,
+        "replayed": asdict(plan.replayed) if plan.replayed else None,
+        "drafters": [drafter_json(d) for d in plan.drafters],
         "candidates": [candidate_json(c) for c in plan.candidates],
     }
+
+
+def drafter_json(choice: DrafterChoice) -> dict:
+    return {"drafter": choice.drafter, "best": candidate_json(choice.best, paths=True),
+            "replayed": asdict(choice.replayed) if choice.replayed else None}
 
 
 def write_plans(out: Path, plans: list[DomainPlan], header: dict, own_specs: dict[str, str]) -> Path:
@@ -112,10 +119,29 @@ def _own(plan: DomainPlan, own_spec: str) -> list[str]:
         lines.append(f"  own tree measured: {m.accepted_per_step:.3f} acc/step over {m.steps} steps, "
                      f"{m.seconds_per_step * 1e3:.1f} ms/step, {m.tokens_per_second:.2f} tokens/s "
                      f"(the cost model prices the two models' passes only)")
+    if plan.replayed:
+        r = plan.replayed
+        lines.append(f"  own steps priced as recorded: {r.nodes_per_step:.1f} nodes, {r.draft_passes_per_step:.2f} draft "
+                     f"passes, {r.accepted_per_step:.3f} acc/step -> {r.step_seconds * 1e3:.1f} ms/step, "
+                     f"{r.tokens_per_second:.2f} tokens/s")
     lines.append(_verdict(plan))
+    lines += _drafters(plan)
     if plan.best.tokens_per_second < plan.baseline_tokens_per_second:
         lines.append(f"  note: no tree is predicted to beat plain target decoding ({plan.baseline_tokens_per_second:.2f} "
                      f"tokens/s) with these costs")
+    return lines
+
+
+def _drafters(plan: DomainPlan) -> list[str]:
+    """The cheaper drafters' best trees (the run's acceptance assumed), and which one to try."""
+    lines = [f"  drafter {visible(d.drafter)}: best tree {d.best.shape.size} nodes, depth {d.best.shape.depth}: "
+             f"{d.best.step_seconds * 1e3:.1f} ms/step, {d.best.tokens_per_second:.2f} tokens/s"
+             + (f"; own steps {d.replayed.tokens_per_second:.2f} tokens/s" if d.replayed else "") for d in plan.drafters]
+    pick = fastest_drafter(plan)
+    if pick:
+        gain = pick.best.tokens_per_second / plan.best.tokens_per_second - 1.0
+        lines.append(f"  recommendation: --drafter {visible(pick.drafter)}: predicted {gain:+.1%} tokens/s over the "
+                     "best tree with the run's drafter, assuming the acceptance this run recorded (confirm with a run)")
     return lines
 
 

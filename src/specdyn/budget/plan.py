@@ -12,14 +12,22 @@ query tokens per row at this batch size (:class:`~specdyn.treeopt.costs.CostMode
 :func:`~specdyn.treeopt.costs.step_seconds` computes this). The 1 is the bonus
 token, so this is tokens emitted per second per prompt; engine overhead outside the two models'
 forward passes (verification, bookkeeping, records) is not modelled, so predictions run high.
+
+Cheaper drafters: the same search runs with each drafter the cost model has timings of
+(:meth:`~specdyn.budget.costs.CostModel.for_drafter`), under the run's acceptance vector: an int8 or
+truncated-vocabulary draft is priced at its own measured pass cost *assuming the acceptance the run
+recorded*; their rounding and cut vocabulary move acceptance a little, which only a run with that drafter
+measures. The run's own steps are also priced as recorded (:mod:`specdyn.budget.replay`): that is how early
+stop and prompt lookup, whose trees vary step by step, are covered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from specdyn.budget.acceptance import AcceptanceVector
 from specdyn.budget.measured import DomainStats
+from specdyn.budget.replay import Replayed
 from specdyn.specs import TreeShape
 from specdyn.treeopt.costs import CostModel, draft_passes, step_seconds
 from specdyn.treeopt.sequoia import expected_accepted, sequoia_table
@@ -42,12 +50,24 @@ class Candidate:
 
 
 @dataclass
+class DrafterChoice:
+    """A drafter priced on one domain: the best tree under its measured pass costs (the run's acceptance
+    vector assumed) and the run's own recorded steps priced with its costs."""
+
+    drafter: str
+    best: Candidate
+    replayed: Replayed | None = None
+
+
+@dataclass
 class DomainPlan:
     """The recommendation for one domain and what it is compared with.
 
     ``baseline_tokens_per_second``: plain target-only decoding, ``1 / t_target(1)``. ``own``: the run's
     own tree under the same vector and cost model (None for dynamic trees); ``measured``: what the run
-    measured on this domain."""
+    measured on this domain; ``replayed``: the run's recorded steps priced by the cost model (early stop,
+    lookup and dynamic trees included); ``drafters``: the cheaper drafters the cost model timed, each
+    priced the same way (fastest first)."""
 
     domain: str
     vector: AcceptanceVector
@@ -56,6 +76,8 @@ class DomainPlan:
     baseline_tokens_per_second: float
     own: Candidate | None = None
     measured: DomainStats | None = None
+    replayed: Replayed | None = None
+    drafters: list[DrafterChoice] = field(default_factory=list)
 
 
 def price(shape: TreeShape, p: list[float], costs: CostModel, batch: int, budget: int = 0, depth: int = 0) -> Candidate:
@@ -69,13 +91,30 @@ def preference(c: Candidate) -> tuple:
     return (-c.tokens_per_second, c.shape.size, c.shape.depth)
 
 
+def candidates(vector: AcceptanceVector, costs: CostModel, max_nodes: int, max_depth: int, batch: int) -> list[Candidate]:
+    """The best tree of every budget n <= max_nodes and depth d <= max_depth, priced."""
+    table = sequoia_table(vector.p, max_nodes, max_depth)
+    return [price(t.shape, vector.p, costs, batch, n, d)
+            for d in range(1, max_depth + 1) for n in range(1, max_nodes + 1) for t in [table.best(n, d)]]
+
+
 def plan_domain(vector: AcceptanceVector, costs: CostModel, max_nodes: int, max_depth: int, batch: int,
                 own_shape: TreeShape | None = None, measured: DomainStats | None = None) -> DomainPlan:
     """Price the best tree of every budget n <= max_nodes and depth d <= max_depth; keep the fastest
     (ties: the smaller tree)."""
-    table = sequoia_table(vector.p, max_nodes, max_depth)
-    cands = [price(t.shape, vector.p, costs, batch, n, d)
-             for d in range(1, max_depth + 1) for n in range(1, max_nodes + 1) for t in [table.best(n, d)]]
-    best = min(cands, key=preference)
+    cands = candidates(vector, costs, max_nodes, max_depth, batch)
     own = price(own_shape, vector.p, costs, batch) if own_shape is not None else None
-    return DomainPlan(vector.domain, vector, best, cands, 1.0 / costs.target_seconds(1, batch), own, measured)
+    return DomainPlan(vector.domain, vector, min(cands, key=preference), cands, 1.0 / costs.target_seconds(1, batch),
+                      own, measured)
+
+
+def drafter_choice(drafter: str, vector: AcceptanceVector, costs: CostModel, max_nodes: int, max_depth: int,
+                   batch: int, replayed: Replayed | None = None) -> DrafterChoice:
+    """``drafter`` priced on ``vector``'s domain with ``costs`` (already that drafter's, :meth:`CostModel.for_drafter`)."""
+    return DrafterChoice(drafter, min(candidates(vector, costs, max_nodes, max_depth, batch), key=preference), replayed)
+
+
+def fastest_drafter(plan: DomainPlan) -> DrafterChoice | None:
+    """The cheaper drafter predicted fastest when it beats the run's own best tree, else None."""
+    faster = [d for d in plan.drafters if d.best.tokens_per_second > plan.best.tokens_per_second]
+    return max(faster, key=lambda d: d.best.tokens_per_second) if faster else None

@@ -23,7 +23,9 @@ MAX_DEPTH = 16  # every level costs a draft pass, and the search prices max_node
 DEFAULT_REPEATS = 5  # timed passes per size with --measure
 
 FORMULA = ("tokens_per_second = (1 + expected_accepted) / (t_draft(1) + sum_l t_draft(frontier_l) + t_target(nodes + 1)); "
-           "expected_accepted = sum over nodes of prod p[rank] on the root path (bonus not counted)")
+           "expected_accepted = sum over nodes of prod p[rank] on the root path (bonus not counted); replayed: the same "
+           "per recorded step, with its draft passes and internal nodes; cheaper drafters: their own t_draft, the "
+           "run's p assumed")
 
 
 def add_parser(sub) -> None:
@@ -47,7 +49,8 @@ def add_parser(sub) -> None:
                    help=f"parent-accepted nodes needed per sibling rank (default {DEFAULT_MIN_OBSERVATIONS})")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default: the first RUN_DIR/{BUDGET_DIR})")
     p.add_argument("--measure", action="store_true",
-                   help=f"time the first run's models on this machine and (re)write its {COSTS_FILE}")
+                   help=f"time the first run's target and drafter on this machine, and cheaper drafters (int8, int8 with a "
+                   f"32k-token head) to compare with, and (re)write the first RUN_DIR/{COSTS_FILE}")
     p.add_argument("--batch", type=int, metavar="B", help="batch size to price trees at (default: the first run's batch_size)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                    help=f"timed passes per size with --measure (default {DEFAULT_REPEATS})")
@@ -74,13 +77,14 @@ def _check(args) -> None:
 
 def _measure(run: RunData, config: RunConfig, batch: int, repeats: int) -> CostModel:
     from specdyn.engine.timing import DEFAULT_BATCHES, measure_timings
-    from specdyn.models import load_pair
+    from specdyn.pipeline import timed_models
 
-    draft, target = load_pair(config.draft, config.target, config.dtype, config.device)
-    print(f"specdyn: timing {config.draft} and {config.target} ({config.dtype})...", file=sys.stderr)
-    info = {"draft": config.draft, "target": config.target, "dtype": config.dtype}
-    measured = measure_timings(draft.model, target.model, batches=sorted({*DEFAULT_BATCHES, batch}), repeats=repeats,
-                               info=info)
+    models = timed_models(config)
+    drafters = ", ".join([config.drafter.text, *models.alternatives])
+    print(f"specdyn: timing {config.target} and the drafters {drafters} ({config.dtype})...", file=sys.stderr)
+    info = {"draft": config.draft, "target": config.target, "dtype": config.dtype, "drafter": config.drafter.text}
+    measured = measure_timings(models.draft, models.target, batches=sorted({*DEFAULT_BATCHES, batch}), repeats=repeats,
+                               info=info, drafter=config.drafter.text, alternatives=models.alternatives)
     costs = CostModel.from_timings(measured.timings, measured.context_tokens, measured.info)
     costs.save(run.run_dir / COSTS_FILE)
     return costs
@@ -97,6 +101,10 @@ def load_costs(run: RunData, config: RunConfig, batch: int, measure: bool, repea
 
 
 def _warn(config: RunConfig, costs: CostModel, batch: int) -> None:
+    timed = costs.info.get("drafter", config.drafter.text)
+    if timed != config.drafter.text:
+        print(f"specdyn: warning: the cost model timed drafter {timed!r}, the run used {config.drafter.text!r}; "
+              "re-measure with --measure", file=sys.stderr)
     if not config.sampling.greedy:
         print(f"specdyn: note: the run sampled ({config.sampling.label}, {config.children.text} children): its acceptance "
               f"vectors, and so the predictions and recommended trees, hold for that setting; run the trees with "
@@ -157,3 +165,4 @@ def run(args) -> int:
     if engines:
         _export(out, choices, single, engines)
     return 0
+

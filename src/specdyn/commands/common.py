@@ -32,7 +32,9 @@ def add_decode_args(p: argparse.ArgumentParser, cls=DecodeConfig) -> None:
                    "draft (trained on the same draft weights; the model drafter only); runs record its id")
     p.add_argument("--tree", metavar="SPEC", help=f"tree: {TREE_HELP} (default {d.tree.text}; at most {MAX_TREE_NODES} nodes)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help=f"generated tokens per prompt at most (default {d.max_new_tokens})")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help=f"model dtype (default {d.dtype}; losslessness is exact in float32)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
+                   help=f"model dtype (default {d.dtype}: bfloat16 on hardware that runs it natively, i.e. CUDA with "
+                   "bf16 or a CPU with AVX512-BF16/AMX, else float32; losslessness is exact in float32)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present)")
     p.add_argument("--profile", metavar="RUN_DIR", help="with --tree adaptive: start every request from this run's "
                    "acceptance by depth and rank (all domains pooled) and price trees with its costs.json")
@@ -56,7 +58,7 @@ def _add_sampling_args(p: argparse.ArgumentParser, d: DecodeConfig, seed_help: s
     p.add_argument("--seed", type=int, metavar="S", help=f"{seed_help} (default {d.seed})")
 
 
-def _file_values(path: str, cls) -> dict:
+def config_file_values(path: str, cls) -> dict:
     """The TOML file's settings; for `decode`, settings only `run` has are dropped with a note."""
     values = read_toml(path)
     ignored = sorted(k for k in values if k in RUN_ONLY_KEYS) if cls is DecodeConfig else []
@@ -68,7 +70,7 @@ def _file_values(path: str, cls) -> dict:
 def config_from_args(args: argparse.Namespace, cls=DecodeConfig):
     """Defaults, then the TOML file, then the flags: parsed into spec objects and checked, model names
     resolved (local folders as absolute paths). Nothing is loaded."""
-    config = merge(cls(), _file_values(args.config, cls), origin=args.config) if args.config else cls()
+    config = merge(cls(), config_file_values(args.config, cls), origin=args.config) if args.config else cls()
     names = {f.name for f in fields(config)}
     config = merge(config, {k: v for k, v in vars(args).items() if k in names})
     return with_profile(resolve_models(config), getattr(args, "profile", None))

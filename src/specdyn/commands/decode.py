@@ -9,6 +9,7 @@ from specdyn.commands.common import add_decode_args, config_from_args
 from specdyn.engine import GenerationResult
 from specdyn.errors import SpecdynError
 from specdyn.pipeline import SAMPLE_BATCH, TextDecoder
+from specdyn.records import RecordLevel
 
 
 def add_parser(sub) -> None:
@@ -25,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
     p.add_argument("--json", action="store_true",
                    help="print JSON Lines: one object per sample (sample, text, prompt_tokens, tokens, steps, accepted, "
-                   "mean_accepted_per_step, tokens_per_second, seconds, draft_adapter: the adapter id or null)")
+                   "mean_accepted_per_step, tokens_per_second, seconds, dtype, drafter, tree, draft_adapter: the "
+                   "adapter id or null)")
     p.set_defaults(func=run)
 
 
@@ -37,10 +39,11 @@ def summary(result: GenerationResult) -> dict:
             "seconds": result.seconds}
 
 
-def _print_json(index: int, result: GenerationResult, adapter: str | None) -> None:
+def _print_json(index: int, result: GenerationResult, setup: dict) -> None:
+    """One JSON line: the sample's text, tokens and numbers, and the decoding ``setup`` (dtype as resolved,
+    drafter, tree, draft adapter id)."""
     print(json.dumps({"sample": index, "text": result.text, "prompt_tokens": result.prompt_ids,
-                      "tokens": result.output_ids, "accepted": result.accepted, **summary(result),
-                      "draft_adapter": adapter}), flush=True)
+                      "tokens": result.output_ids, "accepted": result.accepted, **summary(result), **setup}), flush=True)
 
 
 def _print_text(index: int, result: GenerationResult, samples: int) -> None:
@@ -62,9 +65,13 @@ def run(args) -> int:
     if args.samples > 1 and config.sampling.greedy:
         print(f"specdyn: note: temperature 0 is greedy decoding: the {args.samples} samples will be identical "
               "(set --temperature above 0 for independent samples)", file=sys.stderr)
-    for index, result in enumerate(TextDecoder(config).generate_samples(args.prompt, args.samples, raw=args.raw)):
+    decoder = TextDecoder(config, records=RecordLevel.STEPS)  # nothing printed needs node statistics
+    resolved = decoder.config
+    setup = {"dtype": resolved.dtype, "drafter": resolved.drafter.text, "tree": resolved.tree.text,
+             "draft_adapter": resolved.draft_adapter.adapter_id if resolved.draft_adapter else None}
+    for index, result in enumerate(decoder.generate_samples(args.prompt, args.samples, raw=args.raw)):
         if args.json:
-            _print_json(index, result, config.draft_adapter.adapter_id if config.draft_adapter else None)
+            _print_json(index, result, setup)
         else:
             _print_text(index, result, args.samples)
     return 0

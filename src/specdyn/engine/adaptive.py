@@ -72,11 +72,11 @@ class AdaptiveProposer(DraftModelProposer):
     """A draft model drafting each row's own tree, re-solved from the row's acceptance every ``spec.every``
     steps. Row state follows the batch through ``add_rows`` / ``select_rows``."""
 
-    def __init__(self, model, spec: AdaptiveTree, costs: CostModel):
+    def __init__(self, model, spec: AdaptiveTree, costs: CostModel, stop: float = 0.0, full_stats: bool = True):
         self.spec, self.planner = spec, Planner(costs, spec.nodes, spec.depth)
         self.prior = Beliefs.from_prior(spec.prior)
         self._start: dict[int, TreeShape] = {}  # batch size -> the prior's tree
-        super().__init__(model, self.start_shape(1))
+        super().__init__(model, self.start_shape(1), stop=stop, full_stats=full_stats)
         self.rows: list[RowState] = []
         self._ranked: dict[int, dict[int, list[int]]] = {}  # id(tree) -> expanded position -> ranked tokens
 
@@ -107,11 +107,12 @@ class AdaptiveProposer(DraftModelProposer):
             row.last = Drafted(len(ctx), self._ranked.get(id(tree), {}))
         return trees
 
-    def _expand(self, tree, frontier, rng, shape):
-        ranked = self._ranked.setdefault(id(tree), {})
-        for f in frontier:
-            ranked[f.node] = distribution_stats(f.logits[None], self.spec.branch).tokens[0].tolist()
-        return super()._expand(tree, frontier, rng, shape)
+    def _expand(self, trees, frontiers, rngs, shapes):
+        for tree, frontier in zip(trees, frontiers):
+            ranked = self._ranked.setdefault(id(tree), {})
+            for f in frontier:
+                ranked[f.node] = distribution_stats(f.logits[None], self.spec.branch, False).tokens[0].tolist()
+        return super()._expand(trees, frontiers, rngs, shapes)
 
     def commit(self, paths):
         super().commit(paths)

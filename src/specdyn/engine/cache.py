@@ -93,6 +93,7 @@ class CachedModel:
         self.nodes, self.pos = key_nodes, key_pos
         return out.logits.float().cpu()  # [b, q, vocab]
 
+    @torch.inference_mode()
     def commit(self, accepted: list[list[int]]) -> None:
         """Keep each row's committed tokens and its accepted tree nodes (which become CONTEXT);
         drop every other tree node and padding, and compact the rows."""
@@ -101,20 +102,22 @@ class CachedModel:
             keep[row] |= torch.isin(self.nodes[row], torch.tensor(path, dtype=torch.long))
         self._gather(keep)
 
+    @torch.inference_mode()
     def _gather(self, keep: torch.Tensor) -> None:
-        """Move each row's kept slots to the front (stable order) and cut the common tail of padding."""
+        """Move each row's kept slots to the front (stable order) and cut the common tail of padding.
+
+        The slots every row keeps at its start stay where they are: only the tail behind them moves, in
+        place, and when each row's kept slots already lead its tail nothing moves (the cache is sliced)."""
         width = int(keep.sum(1).max()) if keep.numel() else 0
-        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :width]  # [b, width]
-        kept = torch.gather(keep, 1, order)  # [b, width]
-        self.nodes = torch.where(kept, CONTEXT, DEAD)
-        self.pos = torch.gather(self.pos, 1, order)
-        index = order.to(self.device)[:, None, :, None]  # [b, 1, width, 1]
-        for layer in self.cache.layers:
-            if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
-                continue
-            shape = (-1, layer.keys.shape[1], -1, layer.keys.shape[3])
-            layer.keys = torch.gather(layer.keys, 2, index.expand(*shape))
-            layer.values = torch.gather(layer.values, 2, index.expand(*shape))
+        lead = leading_kept(keep)
+        order = torch.sort((~keep[:, lead:]).to(torch.int8), dim=1, stable=True).indices[:, : width - lead] + lead
+        kept = torch.gather(keep, 1, order[:, : width - lead])  # [b, width - lead]
+        self.nodes = torch.where(torch.cat([keep[:, :lead], kept], 1), CONTEXT, DEAD)
+        self.pos = torch.cat([self.pos[:, :lead], torch.gather(self.pos, 1, order)], 1)
+        moved = not torch.equal(order, torch.arange(lead, width).expand_as(order))
+        for layer in self._layers():
+            layer.keys = _compact(layer.keys, order, lead, width, moved)
+            layer.values = _compact(layer.values, order, lead, width, moved)
 
     def select_rows(self, rows: list[int]) -> None:
         """Keep only the given rows (e.g. drop finished prompts), in the given order."""
@@ -162,3 +165,20 @@ class CachedModel:
 
     def _layers(self):
         return [layer for layer in self.cache.layers if getattr(layer, "keys", None) is not None]
+
+
+def leading_kept(keep: torch.Tensor) -> int:
+    """How many slots at the start every row keeps (``keep``: ``[batch, slots]`` bool)."""
+    if keep.numel() == 0:
+        return 0
+    lost = (~keep).any(0)  # [slots]: some row drops this slot
+    return int(lost.to(torch.int8).argmax()) if lost.any() else keep.shape[1]
+
+
+def _compact(states: torch.Tensor, order: torch.Tensor, lead: int, width: int, moved: bool) -> torch.Tensor:
+    """``states`` (``[batch, heads, slots, dim]``) with slots ``order`` (``[batch, width - lead]``) written
+    behind the first ``lead`` in place, cut to ``width`` slots."""
+    if moved:
+        index = order.to(states.device)[:, None, :, None].expand(-1, states.shape[1], -1, states.shape[3])
+        states[:, :, lead:width] = torch.gather(states, 2, index)
+    return states[:, :, :width]

@@ -18,11 +18,12 @@ from itertools import islice
 import torch
 
 from specdyn.engine.proposers import CachedRows, Proposer, last_pending, pending_query
+from specdyn.engine.recording import Recorder, StepTimes
 from specdyn.engine.sampling import row_generator
-from specdyn.sampling_spec import Sampling
-from specdyn.records import NodeRecord, StepRecord
 from specdyn.engine.tree import DraftTree
-from specdyn.engine.verify import Acceptance, Verifier, make_verifier, target_node_stats
+from specdyn.engine.verify import Verifier, make_verifier
+from specdyn.records import NodeRecord, RecordLevel, StepRecord
+from specdyn.sampling_spec import Sampling
 
 
 @dataclass
@@ -91,13 +92,18 @@ class SpeculativeDecoder:
     ``sampling``: temperature and top-p; the default is greedy. ``seed``: with the prompt id, seeds each
     prompt's random draws (:func:`~specdyn.engine.sampling.row_generator`).
     ``verifier``: overrides the verifier ``sampling`` implies (:func:`~specdyn.engine.verify.make_verifier`).
+    ``records``: what each result records (:class:`~specdyn.records.RecordLevel`; the output is the same at
+    every level). A proposer keeps the draft distributions node records need only when built with
+    ``full_stats=True`` (the default).
     """
 
     def __init__(self, proposer: Proposer, target, eos_token_ids: Iterable[int], max_new_tokens: int = 128,
-                 verifier: Verifier | None = None, sampling: Sampling = Sampling(), seed: int = 0):
+                 verifier: Verifier | None = None, sampling: Sampling = Sampling(), seed: int = 0,
+                 records: RecordLevel = RecordLevel.FULL):
         self.proposer, self.target = proposer, TargetScorer(target)
         self.sampling, self.seed = sampling, seed
         self.verifier = verifier or make_verifier(sampling)
+        self.recorder = Recorder(records)
         self.eos = frozenset(eos_token_ids)
         self.max_new_tokens = max_new_tokens
 
@@ -131,9 +137,9 @@ class SpeculativeDecoder:
         paths = [a.path for a in accepted]
         self.target.commit(paths)  # commit: both caches keep only the accepted path
         self.proposer.commit(paths)
-        share = [(t1 - t0) / len(rows), (time.perf_counter() - t1) / len(rows)]
+        share = StepTimes((t1 - t0) / len(rows), (time.perf_counter() - t1) / len(rows))
         for row, tree, lg, acc in zip(rows, trees, logits, accepted):
-            self._record(row.result, tree, lg, acc, share)
+            self.recorder.record(row.result, tree, lg, acc, share)
             self._emit(row, acc.emitted(tree))
 
     def _emit(self, row: _Row, tokens: list[int]) -> None:
@@ -143,19 +149,6 @@ class SpeculativeDecoder:
             if tok in self.eos or len(out) >= self.max_new_tokens:
                 row.done = True
                 return
-
-    def _record(self, res: GenerationResult, tree: DraftTree, logits, acc: Acceptance, share) -> None:
-        step = len(res.steps)
-        res.steps.append(StepRecord(res.prompt_id, step, len(tree), len(acc.path), *share))
-        target = target_node_stats(tree, logits)
-        on_path = set(acc.path)
-        for i, depth in enumerate(tree.depths):
-            q, p = tree.draft_probs[i], target.prob[i]
-            res.nodes.append(NodeRecord(
-                res.prompt_id, step, i, tree.parents[i], depth, tree.ranks[i], tree.tokens[i], q,
-                tree.draft_entropy[i], p, target.entropy[i], min(1.0, p / q) if q > 0 else 1.0,
-                acc.accepted_local[i], i in on_path, acc.verify_prob[i],
-            ))
 
     def _start(self, prompts: list[PromptInput]) -> list[_Row]:
         if not prompts:

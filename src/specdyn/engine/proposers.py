@@ -7,7 +7,7 @@ A proposer that keeps state (a KV cache) is told about batch changes through ``a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -15,7 +15,7 @@ import torch
 from specdyn.engine.cache import CONTEXT, DEAD, CachedModel, Query
 from specdyn.engine.sampling import draw_without_replacement, warped_probs
 from specdyn.engine.tree import ROOT, DraftTree, ancestor_mask
-from specdyn.engine.verify import distribution_stats, token_stats
+from specdyn.engine.verify import TopK, distribution_stats
 from specdyn.sampling_spec import Children, Sampling
 from specdyn.specs import DynamicTree, TreeShape
 
@@ -109,11 +109,13 @@ class CachedRows:
 
 @dataclass
 class Frontier:
-    """A node awaiting children: its index (ROOT for the top), rank path, and draft distribution."""
+    """A node awaiting children: its index (ROOT for the top), rank path, the draft's logits after it, and
+    its value, the product of draft probabilities on its root path (1 at the root)."""
 
     node: int
     prefix: tuple[int, ...]
     logits: torch.Tensor  # [vocab]
+    value: float = 1.0
 
 
 @dataclass
@@ -125,6 +127,11 @@ class Picked:
     proposal: torch.Tensor | None = None  # [vocab]
 
 
+def flatten(frontiers: list[list[Frontier]]) -> list[tuple[int, Frontier]]:
+    """Every frontier node of the batch as (row, node), row by row."""
+    return [(b, f) for b, frontier in enumerate(frontiers) for f in frontier]
+
+
 class DraftModelProposer(CachedRows, Proposer):
     """A small causal LM expands a static tree shape level by level, one batched pass per level.
 
@@ -133,11 +140,18 @@ class DraftModelProposer(CachedRows, Proposer):
     warped by ``sampling``, without replacement (Sequoia): a node with m child ranks in the shape gets m
     draws, which fill those ranks in order (fewer when the warped distribution has fewer tokens); a drawn
     node's recorded rank is its draw order.
+
+    ``stop`` (early stop): a node whose value (product of draft probabilities on its root path) is below
+    ``stop`` gets no children, and a level none of whose nodes qualifies is not drafted at all, so the
+    number of draft passes follows how predictable the text is. 0 keeps every shape node. Only the tree
+    shrinks; verification is unchanged, so the output is too. ``full_stats``: compute the draft entropies
+    and keep the draft distributions that full node records need (else draft_entropy is NaN).
     """
 
-    def __init__(self, model, shape: TreeShape, children: Children = Children.TOPK, sampling: Sampling = Sampling()):
+    def __init__(self, model, shape: TreeShape, children: Children = Children.TOPK, sampling: Sampling = Sampling(),
+                 stop: float = 0.0, full_stats: bool = True):
         super().__init__(model)
-        self.shape = shape
+        self.shape, self.stop, self.full_stats = shape, stop, full_stats
         self.sampled = children is Children.SAMPLED and not sampling.greedy
         self.sampling = sampling
 
@@ -153,37 +167,59 @@ class DraftModelProposer(CachedRows, Proposer):
         return [self.shape] * rows
 
     def propose(self, contexts, rngs=None):
-        trees = [DraftTree() for _ in contexts]
+        return self.draft(contexts, rngs, [True] * len(contexts))
+
+    def draft(self, contexts, rngs, active: list[bool]) -> list[DraftTree]:
+        """Trees for the ``active`` rows (the others get empty trees and ride along in the first pass, which
+        keeps their caches current); no pass at all when no row is active."""
+        trees = [DraftTree(passes=int(a)) for a in active]
+        if not any(active):
+            return trees
         rngs = rngs or [None] * len(contexts)
         shapes = self.row_shapes(len(contexts))
-        frontiers = [[Frontier(ROOT, (), lg)] for lg in self._root_logits(contexts)]
-        for depth in range(1, max(s.depth for s in shapes) + 1):
-            frontiers = [self._expand(t, f, g, s) for t, f, g, s in zip(trees, frontiers, rngs, shapes)]
+        frontiers = [[Frontier(ROOT, (), lg)] if a else [] for lg, a in zip(self._root_logits(contexts), active)]
+        for _ in range(max(s.depth for s in shapes)):
+            frontiers = self._expand(trees, frontiers, rngs, shapes)
             if not any(frontiers):  # nodes at a shape's last level have no children in it
                 break
             frontiers = self._score(contexts, trees, frontiers)
         return trees
 
-    def _expand(self, tree: DraftTree, frontier: list[Frontier], rng, shape: TreeShape) -> list[Frontier]:
-        """Add each frontier node's children; return the new nodes that have children in the shape."""
-        new = []
-        for f in frontier:
-            ranks = shape.child_ranks(f.prefix)
-            picked = self._pick(f.logits, ranks, rng)
-            if picked.proposal is not None:
-                tree.proposals[f.node] = picked.proposal
-            stats = token_stats(f.logits[None], [0] * len(picked.tokens), picked.tokens)  # temperature 1
-            for j, (r, tok, prob, entropy) in enumerate(zip(ranks, picked.tokens, stats.prob, stats.entropy)):
-                node = tree.add(tok, f.node, r if picked.proposal is None else j, prob, entropy)  # draws: their order
-                if shape.child_ranks(f.prefix + (r,)):
-                    new.append(Frontier(node, f.prefix + (r,), f.logits))
+    def _expand(self, trees: list[DraftTree], frontiers: list[list[Frontier]], rngs,
+                shapes: list[TreeShape]) -> list[list[Frontier]]:
+        """Add every frontier node's children (statistics of the whole level at once); return, per row, the
+        new nodes that get children of their own."""
+        flat = flatten(frontiers)
+        k = max(max(shapes[b].child_ranks(f.prefix)) for b, f in flat) + 1
+        top = distribution_stats(torch.stack([f.logits for _, f in flat]), k, self.full_stats)
+        new: list[list[Frontier]] = [[] for _ in trees]
+        for i, (b, f) in enumerate(flat):
+            new[b] += self._children(trees[b], f, top, i, rngs[b], shapes[b])
         return new
 
-    def _pick(self, logits: torch.Tensor, ranks: list[int], rng) -> Picked:
-        """The children for these shape ranks: top-ranked tokens, or draws from the warped draft."""
+    def _children(self, tree: DraftTree, f: Frontier, top: TopK, i: int, rng, shape: TreeShape) -> list[Frontier]:
+        """Add ``f``'s children (row ``i`` of the level's statistics) as ``shape`` says; return those to
+        expand further."""
+        ranks = shape.child_ranks(f.prefix)
+        picked = self._pick(f.logits, ranks, rng, top.tokens[i].tolist())
+        if picked.proposal is not None:
+            tree.proposals[f.node] = picked.proposal
+        if self.full_stats:
+            tree.draft_logits[f.node] = f.logits
+        probs, entropy = top.logp[i, picked.tokens].exp().tolist(), float(top.entropy[i])
+        out = []
+        for j, (r, tok, prob) in enumerate(zip(ranks, picked.tokens, probs)):
+            node = tree.add(tok, f.node, r if picked.proposal is None else j, prob, entropy)  # draws: their order
+            value = f.value * prob
+            if shape.child_ranks(f.prefix + (r,)) and value >= self.stop:
+                out.append(Frontier(node, f.prefix + (r,), f.logits, value))
+        return out
+
+    def _pick(self, logits: torch.Tensor, ranks: list[int], rng, best: list[int]) -> Picked:
+        """The children for these shape ranks: top-ranked tokens (``best``, the draft's top tokens by rank),
+        or draws from the warped draft."""
         if not self.sampled:
-            top = distribution_stats(logits[None], max(ranks) + 1)
-            return Picked([int(top.tokens[0, r]) for r in ranks])
+            return Picked([best[r] for r in ranks])
         if rng is None:
             raise ValueError("sampled children need each row's random generator")
         q = warped_probs(logits, self.sampling)  # [vocab]
@@ -193,7 +229,9 @@ class DraftModelProposer(CachedRows, Proposer):
         """One batched draft pass over the frontier nodes; attach each node's own next-token logits."""
         feed = [[f.node for f in fr] for fr in frontiers]
         logits = self.lm.forward(pending_query(contexts, self.lm.context_len(), trees, feed))  # [b, q, vocab]
-        return [[Frontier(f.node, f.prefix, logits[b, i]) for i, f in enumerate(fr)] for b, fr in enumerate(frontiers)]
+        for tree, fd in zip(trees, feed):
+            tree.passes += bool(fd)
+        return [[replace(f, logits=logits[b, i]) for i, f in enumerate(fr)] for b, fr in enumerate(frontiers)]
 
 
 class DynamicDraftProposer(DraftModelProposer):
@@ -203,7 +241,8 @@ class DynamicDraftProposer(DraftModelProposer):
     draft's ``topk`` best tokens; at each further level (up to ``depth``) the ``topk`` most valuable
     nodes of the previous level are expanded (one batched draft pass) with their ``topk`` best tokens.
     Finally the ``nodes`` most valuable candidates are kept (ancestors are never less valuable than
-    their descendants, so the kept set is a tree) and re-indexed breadth-first.
+    their descendants, so the kept set is a tree) and re-indexed breadth-first. With ``stop`` > 0, nodes
+    valued below it are not expanded (EAGLE-2's value cut), and drafting ends at a level with none left.
 
     Children are deterministic at every temperature. Sampling them would not give the min(1, p/q) rule
     its premise: the final cut keeps a drawn child or not depending on its own token's value, so the kept
@@ -211,8 +250,8 @@ class DynamicDraftProposer(DraftModelProposer):
     exactly whatever chose them (point-mass rule, :class:`~specdyn.engine.verify.Residual`).
     """
 
-    def __init__(self, model, spec: DynamicTree):
-        super().__init__(model, TreeShape(((0,),)))
+    def __init__(self, model, spec: DynamicTree, stop: float = 0.0, full_stats: bool = True):
+        super().__init__(model, TreeShape(((0,),)), stop=stop, full_stats=full_stats)
         self.spec = spec
         self._kept: list[list[int]] = []  # per row: candidate index of each kept node
 
@@ -220,43 +259,46 @@ class DynamicDraftProposer(DraftModelProposer):
         self.lm.commit([[kept[i] for i in path] for kept, path in zip(self._kept, paths)])
 
     def propose(self, contexts, rngs=None):
-        cands = [DraftTree() for _ in contexts]
+        cands = [DraftTree(passes=1) for _ in contexts]
         values: list[list[float]] = [[] for _ in contexts]
-        frontiers = [[(ROOT, 1.0, lg)] for lg in self._root_logits(contexts)]
+        frontiers = [[Frontier(ROOT, (), lg)] for lg in self._root_logits(contexts)]
         for depth in range(1, self.spec.depth + 1):
-            level = [self._grow(c, v, f) for c, v, f in zip(cands, values, frontiers)]
-            if depth == self.spec.depth:
+            level = self._grow(cands, values, frontiers)
+            feed = [[n for n in lv[: self.spec.topk] if v[n] >= self.stop] for lv, v in zip(level, values)]
+            if depth == self.spec.depth or not any(feed):
                 break
-            feed = [lv[: self.spec.topk] for lv in level]
-            logits = self.lm.forward(pending_query(contexts, self.lm.context_len(), cands, feed))  # [b, q, vocab]
-            frontiers = [[(n, v[n], logits[b, i]) for i, n in enumerate(fd)] for b, (fd, v) in enumerate(zip(feed, values))]
+            frontiers = self._score(contexts, cands, [[Frontier(n, (), None, v[n]) for n in fd] for fd, v in zip(feed, values)])
         pruned = [prune(c, v, self.spec.nodes) for c, v in zip(cands, values)]
         self._kept = [kept for _, kept in pruned]
         return [tree for tree, _ in pruned]
 
-    def _grow(self, tree: DraftTree, values: list[float], frontier) -> list[int]:
-        """Add the top-k children of every frontier node; return the new nodes, most valuable first."""
-        new = []
-        for parent, value, logits in frontier:
-            top = distribution_stats(logits[None], self.spec.topk)
+    def _grow(self, trees: list[DraftTree], values: list[list[float]], frontiers) -> list[list[int]]:
+        """Add the top-k children of every frontier node (statistics of the whole level at once); return,
+        per row, the new nodes, most valuable first."""
+        flat = flatten(frontiers)
+        top = distribution_stats(torch.stack([f.logits for _, f in flat]), self.spec.topk, self.full_stats)
+        toks, probs, entropy = top.tokens.tolist(), top.probs.tolist(), top.entropy.tolist()
+        new: list[list[int]] = [[] for _ in trees]
+        for i, (b, f) in enumerate(flat):
+            if self.full_stats:
+                trees[b].draft_logits[f.node] = f.logits
             for r in range(self.spec.topk):
-                prob = float(top.probs[0, r])
-                new.append(tree.add(int(top.tokens[0, r]), parent, r, prob, float(top.entropy[0])))
-                values.append(value * prob)
-        return sorted(new, key=lambda n: -values[n])
+                new[b].append(trees[b].add(toks[i][r], f.node, r, probs[i][r], entropy[i]))
+                values[b].append(f.value * probs[i][r])
+        return [sorted(n, key=lambda x: -v[x]) for n, v in zip(new, values)]
 
 
 def prune(tree: DraftTree, values: list[float], n: int) -> tuple[DraftTree, list[int]]:
-    """Keep the ``n`` most valuable nodes (ties: shallower first) as a breadth-first tree.
+    """Keep the ``n`` most valuable nodes (ties: shallower first) as a breadth-first tree, with the draft
+    distributions of the kept parent positions and the tree's pass count.
 
     Returns the pruned tree and, for each of its nodes, its index in ``tree``."""
     depths = tree.depths
     best = sorted(range(len(tree)), key=lambda i: (-values[i], depths[i], i))[:n]
     keep = sorted(best, key=lambda i: (depths[i], i))
-    index = {old: new for new, old in enumerate(keep)}
-    out = DraftTree()
+    index = {old: new for new, old in enumerate(keep)} | {ROOT: ROOT}
+    out = DraftTree(passes=tree.passes)
     for old in keep:
-        parent = tree.parents[old]
-        out.add(tree.tokens[old], index[parent] if parent != ROOT else ROOT, tree.ranks[old],
-                tree.draft_probs[old], tree.draft_entropy[old])
+        out.add(tree.tokens[old], index[tree.parents[old]], tree.ranks[old], tree.draft_probs[old], tree.draft_entropy[old])
+    out.draft_logits = {index[p]: lg for p, lg in tree.draft_logits.items() if p in index}
     return out, keep

@@ -4,6 +4,10 @@ One *pass* feeds ``tokens`` new query tokens per row (a chain of tree nodes) to 
 already holds ``context`` committed tokens per row, for ``batch`` rows at once. The cache is restored
 between repeats with ``commit([[]] * batch)``, which drops the tree slots. The result is a list of
 :class:`~specdyn.records.Timing` records; fitting and pricing them is :mod:`specdyn.budget.costs`' job.
+
+Besides the run's own draft model (none for prompt lookup), other draft models may be timed in the same
+interleaved repeats (``alternatives``: cheaper drafters the budget compares with), each timing naming its
+drafter spec.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class _Bench:
     batch: int
     lm: CachedModel
     queries: dict[int, Query]
+    drafter: str = ""
 
     def time_once(self, tokens: int) -> float:
         start = time.perf_counter()
@@ -57,7 +62,7 @@ class _Bench:
         return seconds
 
 
-def _bench(role: Role, model, batch: int, sizes, context: int, gen: torch.Generator) -> _Bench:
+def _bench(role: Role, model, batch: int, sizes, context: int, gen: torch.Generator, drafter: str = "") -> _Bench:
     vocab = int(model.config.vocab_size)
     ctx = [torch.randint(vocab, (context,), generator=gen).tolist() for _ in range(batch)]
     lm = prefill(model, [c + [0] for c in ctx])  # caches exactly the `context` tokens of each row
@@ -65,7 +70,7 @@ def _bench(role: Role, model, batch: int, sizes, context: int, gen: torch.Genera
     for n in sizes:
         trees = [_chain(torch.randint(vocab, (n,), generator=gen).tolist()) for _ in range(batch)]
         queries[n] = pending_query(ctx, [context] * batch, trees, [list(range(n))] * batch)  # [batch, n] tree tokens
-    return _Bench(role, batch, lm, queries)
+    return _Bench(role, batch, lm, queries, drafter)
 
 
 def time_benches(benches: list[_Bench], sizes, repeats: int) -> list[Timing]:
@@ -77,17 +82,21 @@ def time_benches(benches: list[_Bench], sizes, repeats: int) -> list[Timing]:
             seconds = benches[i].time_once(n)
             if r:
                 got.append(seconds)
-    return [Timing(benches[i].role.value, benches[i].batch, n, float(np.median(got)), got) for (i, n), got in samples.items()]
+    return [Timing(benches[i].role.value, benches[i].batch, n, float(np.median(got)), got, benches[i].drafter)
+            for (i, n), got in samples.items()]
 
 
 def measure_timings(draft_model, target_model, sizes=DEFAULT_SIZES, batches=DEFAULT_BATCHES, repeats: int = 5,
-                    context: int = TIMING_CONTEXT, info: dict | None = None) -> Measurement:
-    """Time both models at every (batch, size)."""
+                    context: int = TIMING_CONTEXT, info: dict | None = None, drafter: str = "",
+                    alternatives: dict | None = None) -> Measurement:
+    """Time the models at every (batch, size): ``draft_model`` (the drafter ``drafter``'s model; None for a
+    drafter without one), each model of ``alternatives`` (drafter spec -> model) and the target."""
     if repeats < 1 or context < 1 or min(sizes) < 1 or min(batches) < 1:
         raise SpecdynError("repeats, context, sizes and batches must all be >= 1")
     gen = torch.Generator().manual_seed(0)
-    benches = [_bench(role, model, b, sizes, context, gen)
-               for role, model in ((Role.DRAFT, draft_model), (Role.TARGET, target_model)) for b in batches]
+    drafts = ({drafter: draft_model} if draft_model is not None else {}) | dict(alternatives or {})
+    timed = [(Role.DRAFT, spec, model) for spec, model in drafts.items()] + [(Role.TARGET, "", target_model)]
+    benches = [_bench(role, model, b, sizes, context, gen, spec) for role, spec, model in timed for b in batches]
     timings = time_benches(benches, sizes, repeats)
     meta = {"repeats": repeats, "torch_threads": torch.get_num_threads(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S"), **(info or {})}
     return Measurement(timings, context, meta)

@@ -25,6 +25,11 @@ class DraftTree:
     (ROOT for the top level) maps to the ``[vocab]`` distribution its children were drawn from, without
     replacement and in index order; a group not listed is deterministic (the draft's top-ranked tokens, a
     lookup match). A tree lives for one step, so these tensors are freed with it.
+
+    ``draft_logits`` maps each parent position (ROOT for the top level) to the drafter's ``[vocab]``
+    temperature-1 logits there, kept only when full records are asked for (they give each node's
+    draft–target total variation); drafters without a distribution leave it empty. ``passes``: draft-model
+    forward passes that drafted the tree (0 for prompt lookup).
     """
 
     tokens: list[int] = field(default_factory=list)
@@ -33,6 +38,8 @@ class DraftTree:
     draft_probs: list[float] = field(default_factory=list)
     draft_entropy: list[float] = field(default_factory=list)
     proposals: dict[int, torch.Tensor] = field(default_factory=dict)
+    draft_logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    passes: int = 0
 
     def __len__(self) -> int:
         return len(self.tokens)

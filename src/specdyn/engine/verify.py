@@ -165,41 +165,28 @@ def make_verifier(sampling: Sampling) -> Verifier:
     return GreedyVerifier() if sampling.greedy else SamplingVerifier(sampling)
 
 
-@dataclass
-class TokenStats:
-    """Per node, from a temperature-1 distribution at the node's parent position: the probability of the
-    node's token and the distribution's entropy in nats."""
-
-    prob: list[float]
-    entropy: list[float]
-
-
-def token_stats(logits: torch.Tensor, rows: list[int], tokens: list[int]) -> TokenStats:
-    """Temperature-1 probability of ``tokens[i]`` under ``logits[rows[i]]`` and that row's entropy."""
-    logp = torch.log_softmax(logits.float(), -1)  # [r, vocab]
-    entropy = -(logp.exp() * logp).sum(-1)  # [r]
-    index, toks = torch.tensor(rows, dtype=torch.long), torch.tensor(tokens, dtype=torch.long)  # [n], [n]
-    return TokenStats(prob=logp[index, toks].exp().tolist(), entropy=entropy[index].tolist())
-
-
-def target_node_stats(tree: DraftTree, target_logits: torch.Tensor) -> TokenStats:
-    """Target probability of each node's token and target entropy at each node's parent position."""
-    return token_stats(target_logits, [p + 1 for p in tree.parents], tree.tokens)
+def entropy(logp: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of each row of log-probabilities ``[..., vocab]``; tokens of probability 0 (a
+    truncated draft head's) add nothing."""
+    p = logp.exp()
+    return -torch.where(p > 0, p * logp, 0.0).sum(-1)
 
 
 @dataclass
 class TopK:
-    """The k most likely tokens of each row's temperature-1 distribution, their probabilities, and the
-    distribution's entropy in nats."""
+    """The k most likely tokens of each row's temperature-1 distribution, their probabilities, the
+    distribution's entropy in nats (NaN when not asked for) and its log-probabilities."""
 
     tokens: torch.Tensor  # [rows, k] long
     probs: torch.Tensor  # [rows, k]
     entropy: torch.Tensor  # [rows]
+    logp: torch.Tensor  # [rows, vocab]
 
 
-def distribution_stats(logits: torch.Tensor, k: int) -> TopK:
-    """Top-k tokens, probabilities and entropy of ``logits`` (``[rows, vocab]``)."""
+def distribution_stats(logits: torch.Tensor, k: int, with_entropy: bool = True) -> TopK:
+    """Top-k tokens, probabilities and entropy of ``logits`` (``[rows, vocab]``), all rows at once;
+    ``with_entropy=False`` skips the entropy (records that nobody reads)."""
     logp = torch.log_softmax(logits.float(), -1)  # [rows, vocab]
-    entropy = -(logp.exp() * logp).sum(-1)  # [rows]
     top = torch.topk(logp, k, dim=-1)  # [rows, k]
-    return TopK(tokens=top.indices, probs=top.values.exp(), entropy=entropy)
+    ent = entropy(logp) if with_entropy else torch.full(logp.shape[:-1], float("nan"))  # [rows]
+    return TopK(tokens=top.indices, probs=top.values.exp(), entropy=ent, logp=logp)

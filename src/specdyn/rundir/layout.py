@@ -49,6 +49,10 @@ def _record_schema(cls) -> pa.Schema:
     return pa.schema([pa.field(f.name, _ARROW[str(f.type)]) for f in fields(cls)] + [pa.field("domain", pa.string())])
 
 
+# Record columns added after run folders were first written: folders recorded before them lack them, so the
+# reader never requires them (an analysis that needs one says it is unavailable for that run).
+ADDED_COLUMNS = {NODES: ("draft_target_tv",), STEPS: ("output_pos", "draft_passes"), PROMPTS: ()}
+
 SCHEMAS = {
     NODES: _record_schema(NodeRecord),
     STEPS: _record_schema(StepRecord),

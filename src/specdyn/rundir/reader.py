@@ -33,7 +33,7 @@ PROMPT_OPTIONAL = ("text", "source")
 # Columns added to the records over time: a run folder written before one existed still loads; the field
 # is then None in RunData and the analyses that need it say so (see ``RunData.missing_fields``).
 NODE_OPTIONAL = ("draft_prob", "verify_prob", "draft_target_tv")
-STEP_OPTIONAL = ("output_pos",)
+STEP_OPTIONAL = ("output_pos", "draft_passes")
 COLUMNS = {NODES: NODE_COLUMNS, STEPS: STEP_COLUMNS, PROMPTS: PROMPT_COLUMNS}
 OPTIONAL = {NODES: NODE_OPTIONAL, STEPS: STEP_OPTIONAL, PROMPTS: PROMPT_OPTIONAL}
 
@@ -80,13 +80,14 @@ class Nodes:
 @dataclass
 class Steps:
     """Step records as columns; ``prompt`` indexes ``RunData.prompts``. ``output_pos`` (tokens generated
-    before the step) is None for run folders recorded before the field existed."""
+    before the step) and ``draft_passes`` are None for run folders recorded before the field existed."""
 
     prompt: np.ndarray
     step: np.ndarray
     tree_size: np.ndarray
     accepted: np.ndarray
     output_pos: np.ndarray | None = None
+    draft_passes: np.ndarray | None = None
 
 
 @dataclass

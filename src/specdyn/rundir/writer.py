@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from specdyn.files import write_atomic, write_text_atomic
 from specdyn.errors import SpecdynError
-from specdyn.rundir.layout import LOCK_FILE, MANIFEST_FILE, NODES, PROMPTS, SCHEMAS, STEPS, SUITE_FILE, TABLES, shard_files, shard_name
+from specdyn.rundir.layout import ADDED_COLUMNS, LOCK_FILE, MANIFEST_FILE, NODES, PROMPTS, SCHEMAS, STEPS, SUITE_FILE, TABLES, shard_files, shard_name
 from specdyn.rundir.manifest import Counts, RunManifest
 from specdyn.rundir.reader import finished_prompt_ids, read_manifest, row_counts
 
@@ -124,10 +124,13 @@ class RunWriter:
         self.append_tables(nodes, steps, _prompts_table(batch))
 
     def append_tables(self, nodes: pa.Table, steps: pa.Table, prompts: pa.Table) -> None:
-        """Write one shard from columnar tables (cast to the run-folder schemas; extra columns dropped)."""
+        """Write one shard from columnar tables (cast to the run-folder schemas; extra columns dropped, and
+        :data:`~specdyn.rundir.layout.ADDED_COLUMNS` left out when the tables lack them, as in a run folder
+        recorded before they existed)."""
         name = shard_name(self.next_shard)
         for table, data in ((NODES, nodes), (STEPS, steps), (PROMPTS, prompts)):
-            data = data.select(SCHEMAS[table].names).cast(SCHEMAS[table])
+            schema = pa.schema([f for f in SCHEMAS[table] if f.name in data.column_names or f.name not in ADDED_COLUMNS[table]])
+            data = data.select(schema.names).cast(schema)
             write_atomic(self.root / table / name, lambda p, d=data: pq.write_table(d, p))
         self.next_shard += 1
 

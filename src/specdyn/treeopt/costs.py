@@ -2,12 +2,17 @@
 records, taken by :mod:`specdyn.engine.timing`), fitted as ``seconds = a + b * tokens`` per role and batch
 size, and the predicted seconds of one speculative step with a given tree shape (the formula is in
 :mod:`specdyn.budget.plan`). Pure: timings in, fits and predictions out.
+
+The draft fits belong to the run's drafter (``info["drafter"]``; timings that name no drafter are its);
+draft timings of other drafters (cheaper ones ``specdyn budget --measure`` compares with) are fitted as
+``alternatives``, and :meth:`CostModel.for_drafter` prices with one of them instead. A drafter without a
+draft model (prompt lookup) has no draft timings and costs nothing to draft.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -58,33 +63,53 @@ def fit_linear(tokens, seconds) -> LinearFit:
     return LinearFit(float(a), float(b), rms / float(y.mean()) if y.mean() > 0 else 0.0)
 
 
+Fits = dict[int, LinearFit]  # batch size -> fit
+
+
+def fit_batches(timings: list[Timing]) -> Fits:
+    """One fit per batch size of these timings (one role, one model)."""
+    return {b: fit_linear([t.tokens for t in timings if t.batch == b], [t.seconds for t in timings if t.batch == b])
+            for b in sorted({t.batch for t in timings})}
+
+
 @dataclass
 class CostModel:
-    """Fitted pass costs per role and batch size, plus the timings they came from."""
+    """Fitted pass costs per role and batch size, plus the timings they came from. ``draft`` is the run's
+    drafter's (empty for a drafter without a draft model); ``alternatives`` other drafters' (spec -> fits)."""
 
-    draft: dict[int, LinearFit]
-    target: dict[int, LinearFit]
+    draft: Fits
+    target: Fits
     timings: list[Timing]
     context_tokens: int = TIMING_CONTEXT
     info: dict = field(default_factory=dict)
+    alternatives: dict[str, Fits] = field(default_factory=dict)
 
     @classmethod
     def from_timings(cls, timings: list[Timing], context_tokens: int = TIMING_CONTEXT, info: dict | None = None) -> "CostModel":
-        fits = {role: {} for role in Role}
-        for role in Role:
-            for b in sorted({t.batch for t in timings if t.role == role.value}):
-                rows = [t for t in timings if t.role == role.value and t.batch == b]
-                fits[role][b] = fit_linear([t.tokens for t in rows], [t.seconds for t in rows])
-        return cls(fits[Role.DRAFT], fits[Role.TARGET], list(timings), context_tokens, dict(info or {}))
+        own = {"", (info or {}).get("drafter", "")}
+        drafts = [t for t in timings if t.role == Role.DRAFT.value]
+        others = sorted({t.drafter for t in drafts} - own)
+        return cls(fit_batches([t for t in drafts if t.drafter in own]),
+                   fit_batches([t for t in timings if t.role == Role.TARGET.value]), list(timings), context_tokens,
+                   dict(info or {}), {d: fit_batches([t for t in drafts if t.drafter == d]) for d in others})
 
-    def _fit(self, fits: dict[int, LinearFit], role: Role, batch: int) -> LinearFit:
+    def for_drafter(self, drafter: str) -> "CostModel":
+        """The same costs with ``drafter``'s draft fits (one of ``alternatives``) in place of the run's."""
+        if drafter not in self.alternatives:
+            raise SpecdynError(f"the cost model has no timings of drafter {drafter!r}; re-measure with --measure")
+        return replace(self, draft=self.alternatives[drafter], alternatives={}, info=self.info | {"drafter": drafter})
+
+    def _fit(self, fits: Fits, role: Role, batch: int) -> LinearFit:
         if batch not in fits:
             raise SpecdynError(f"the cost model has no {role.value} timings for batch {batch} "
                                f"(measured: {', '.join(map(str, sorted(fits))) or 'none'}); re-measure with --measure")
         return fits[batch]
 
     def draft_seconds(self, tokens: int, batch: int = 1) -> float:
-        """Predicted seconds of one draft pass feeding ``tokens`` query tokens per row."""
+        """Predicted seconds of one draft pass feeding ``tokens`` query tokens per row (0 for a drafter without
+        a draft model: no draft timings at all)."""
+        if not self.draft and not any(t.role == Role.DRAFT.value for t in self.timings):
+            return 0.0
         return self._fit(self.draft, Role.DRAFT, batch)(tokens)
 
     def drafter_seconds(self, cost: DraftCost, tokens: int, batch: int = 1) -> float:
@@ -97,24 +122,27 @@ class CostModel:
 
     def poor_fits(self, batch: int, limit: float = POOR_FIT) -> list[str]:
         """Descriptions of this batch's fits whose relative error exceeds ``limit``."""
-        fits = ((r, self._fit(getattr(self, r.value), r, batch)) for r in Role)
+        fits = [(r, self._fit(getattr(self, r.value), r, batch)) for r in Role if getattr(self, r.value) or r is Role.TARGET]
         return [f"{r.value} batch {batch} (rms error {f.rel_error:.0%} of the mean)" for r, f in fits if f.rel_error > limit]
 
     @property
     def batches(self) -> list[int]:
-        return sorted(set(self.draft) & set(self.target))
+        return sorted(set(self.draft) & set(self.target)) if self.draft else sorted(self.target)
 
     def to_json(self) -> dict:
-        fits = {r.value: {str(b): asdict(f) for b, f in getattr(self, r.value).items()} for r in Role}
+        fits = {r.value: _fits_json(getattr(self, r.value)) for r in Role}
         return {"version": FORMAT_VERSION, "context_tokens": self.context_tokens, "fits": fits,
+                "alternatives": {d: _fits_json(f) for d, f in self.alternatives.items()},
                 "timings": [asdict(t) for t in self.timings], "info": self.info}
 
     @classmethod
     def from_json(cls, data: dict) -> "CostModel":
         try:
-            fits = {r: {int(b): LinearFit(**f) for b, f in data["fits"][r.value].items()} for r in Role}
+            fits = {r: _fits_from(data["fits"][r.value]) for r in Role}
             timings = [Timing(**t) for t in data.get("timings", [])]
-            return cls(fits[Role.DRAFT], fits[Role.TARGET], timings, int(data["context_tokens"]), data.get("info", {}))
+            others = {d: _fits_from(f) for d, f in data.get("alternatives", {}).items()}
+            return cls(fits[Role.DRAFT], fits[Role.TARGET], timings, int(data["context_tokens"]), data.get("info", {}),
+                       others)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecdynError(f"malformed cost model ({type(exc).__name__}: {exc})") from None
 
@@ -128,6 +156,14 @@ class CostModel:
             return cls.from_json(json.loads(text))
         except json.JSONDecodeError as exc:
             raise SpecdynError(f"cost model {path} is not valid JSON: {exc}") from None
+
+
+def _fits_json(fits: Fits) -> dict:
+    return {str(b): asdict(f) for b, f in fits.items()}
+
+
+def _fits_from(raw: dict) -> Fits:
+    return {int(b): LinearFit(**f) for b, f in raw.items()}
 
 
 def draft_passes(shape: TreeShape) -> list[int]:
