@@ -21,8 +21,8 @@ from specdyn.config import DecodeConfig
 from specdyn.engine import Children, Sampling, SpeculativeDecoder, target_sample
 from specdyn.engine.proposers import DraftModelProposer
 from specdyn.engine.sampling import row_generator
-from specdyn.engine.tree import parse_tree_spec
 from specdyn.pipeline import encode_messages, load_models
+from specdyn.specs import parse_tree
 
 PROMPTS = [
     "Write a Python function that returns the n-th Fibonacci number.",
@@ -45,7 +45,7 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draft", default=d.draft)
     ap.add_argument("--target", default=d.target)
-    ap.add_argument("--tree", default=d.tree, help="a static or paths tree spec")
+    ap.add_argument("--tree", default=d.tree.text, help="a static or paths tree spec")
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--dtype", default=d.dtype)
@@ -57,7 +57,7 @@ def parse_args():
 
 def methods(args, draft, target, sampling: Sampling) -> dict:
     """Name -> function(prompt_ids, prompt_id) -> generated ids."""
-    eos, n, shape = target.eos_token_ids, args.max_new_tokens, parse_tree_spec(args.tree)
+    eos, n, shape = target.eos_token_ids, args.max_new_tokens, parse_tree(args.tree).shape
     out = {
         "target-only sampling": lambda ids, pid: target_sample(target.model, ids, n, eos, sampling,
                                                                row_generator(args.seed, pid)),
@@ -74,7 +74,7 @@ def methods(args, draft, target, sampling: Sampling) -> dict:
 def main() -> None:
     args = parse_args()
     sampling = Sampling(args.temperature, args.top_p)
-    config = DecodeConfig(draft=args.draft, target=args.target, tree=args.tree, dtype=args.dtype)
+    config = DecodeConfig(draft=args.draft, target=args.target, tree=parse_tree(args.tree), dtype=args.dtype)
     draft, target = load_models(config)
     torch.manual_seed(args.seed)  # Hugging Face samples from the global generator
     runs = methods(args, draft, target, sampling)
