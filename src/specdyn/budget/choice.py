@@ -97,18 +97,20 @@ def option(run: RunData, label: str, domain: str, costs: CostModel, search: Sear
         return Option(label, drafter, tree, measured_candidate(stats, tree, drafter.cost, costs, search.batch), stats)
     vector = domain_acceptance(run, domain, search.min_observations)
     plan = plan_domain(vector, costs, search.max_nodes, search.max_depth, search.batch, tree.shape, stats)
-    plan.replayed = replay(run, run.domains.index(domain), costs, search.batch)
+    index = run.domains.index(domain)
+    plan.replayed = replay(run, index, costs, search.batch)
     if drafter.drafter.text == costs.info.get("drafter", drafter.drafter.text):
-        plan.drafters = cheaper_choices(run, domain, vector, costs, search)
+        plan.drafters = [cheaper_choice(run, index, vector, costs.for_drafter(d), search) for d in costs.alternatives]
     return Option(label, drafter, tree, plan.best, stats, plan)
 
 
-def cheaper_choices(run: RunData, domain: str, vector, costs: CostModel, search: Search) -> list[DrafterChoice]:
-    """The cheaper drafters the cost model timed besides the run's own (``budget --measure``), each priced
-    on this domain's acceptance, as recorded with the run's drafter, and on the run's own steps."""
-    index = run.domains.index(domain)
-    return [drafter_choice(d, vector, costs.for_drafter(d), search.max_nodes, search.max_depth, search.batch,
-                           replay(run, index, costs.for_drafter(d), search.batch)) for d in costs.alternatives]
+def cheaper_choice(run: RunData, index: int, vector, costs: CostModel, search: Search) -> DrafterChoice:
+    """A cheaper drafter the cost model timed besides the run's own (``budget --measure``; ``costs`` is
+    already that drafter's), priced on domain ``index``'s acceptance as recorded with the run's drafter,
+    and on the run's own steps."""
+    drafter = costs.info["drafter"]
+    return drafter_choice(drafter, vector, costs, search.max_nodes, search.max_depth, search.batch,
+                          replay(run, index, costs, search.batch))
 
 
 def choose_domain(domain: str, runs: list[RunData], labels: list[str], costs: CostModel, search: Search) -> DomainChoice:

@@ -26,7 +26,6 @@ import numpy as np
 from specdyn.engine.proposers import DraftModelProposer
 from specdyn.engine.timing import measure_timings
 from specdyn.engine.tree import ROOT, DraftTree
-from specdyn.engine.verify import distribution_stats
 from specdyn.specs import AdaptiveTree, TreeShape
 from specdyn.treeopt.costs import CostModel
 from specdyn.treeopt.online import Beliefs, Planner
@@ -78,7 +77,7 @@ class AdaptiveProposer(DraftModelProposer):
         self._start: dict[int, TreeShape] = {}  # batch size -> the prior's tree
         super().__init__(model, self.start_shape(1), stop=stop, full_stats=full_stats)
         self.rows: list[RowState] = []
-        self._ranked: dict[int, dict[int, list[int]]] = {}  # id(tree) -> expanded position -> ranked tokens
+        self._ranked: dict[int, dict[int, list[int]]] = {}  # row -> expanded position -> ranked tokens
 
     def start_shape(self, batch: int) -> TreeShape:
         """The tree every request starts with (the prior's best) at this batch size."""
@@ -103,16 +102,17 @@ class AdaptiveProposer(DraftModelProposer):
             self._learn(row, ctx)
         self._ranked = {}
         trees = super().propose(contexts, rngs)
-        for row, ctx, tree in zip(self.rows, contexts, trees):
-            row.last = Drafted(len(ctx), self._ranked.get(id(tree), {}))
+        for b, (row, ctx) in enumerate(zip(self.rows, contexts)):
+            row.last = Drafted(len(ctx), self._ranked.get(b, {}))
         return trees
 
-    def _expand(self, trees, frontiers, rngs, shapes):
-        for tree, frontier in zip(trees, frontiers):
-            ranked = self._ranked.setdefault(id(tree), {})
-            for f in frontier:
-                ranked[f.node] = distribution_stats(f.logits[None], self.spec.branch, False).tokens[0].tolist()
-        return super()._expand(trees, frontiers, rngs, shapes)
+    def _level_top(self, flat, shapes, at_least=1):
+        """The level's statistics, wide enough to also keep each expanded node's top ``branch`` tokens (what
+        its position teaches the beliefs, whatever the shape drafted there)."""
+        top = super()._level_top(flat, shapes, max(at_least, self.spec.branch))
+        for (b, f), tokens in zip(flat, top.tokens[:, : self.spec.branch].tolist()):
+            self._ranked.setdefault(b, {})[f.node] = tokens
+        return top
 
     def commit(self, paths):
         super().commit(paths)

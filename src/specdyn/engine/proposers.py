@@ -190,12 +190,17 @@ class DraftModelProposer(CachedRows, Proposer):
         """Add every frontier node's children (statistics of the whole level at once); return, per row, the
         new nodes that get children of their own."""
         flat = flatten(frontiers)
-        k = max(max(shapes[b].child_ranks(f.prefix)) for b, f in flat) + 1
-        top = distribution_stats(torch.stack([f.logits for _, f in flat]), k, self.full_stats)
+        top = self._level_top(flat, shapes)
         new: list[list[Frontier]] = [[] for _ in trees]
         for i, (b, f) in enumerate(flat):
             new[b] += self._children(trees[b], f, top, i, rngs[b], shapes[b])
         return new
+
+    def _level_top(self, flat: list[tuple[int, Frontier]], shapes: list[TreeShape], at_least: int = 1) -> TopK:
+        """Top-k statistics of every frontier node's logits in one pass; k is the most children any of them
+        has in its row's shape, and at least ``at_least``."""
+        k = max(max(shapes[b].child_ranks(f.prefix)) for b, f in flat) + 1
+        return distribution_stats(torch.stack([f.logits for _, f in flat]), max(k, at_least), self.full_stats)
 
     def _children(self, tree: DraftTree, f: Frontier, top: TopK, i: int, rng, shape: TreeShape) -> list[Frontier]:
         """Add ``f``'s children (row ``i`` of the level's statistics) as ``shape`` says; return those to
